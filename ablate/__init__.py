@@ -1,0 +1,3 @@
+"""ablate: ablation studies for semantic segmentation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,208 @@
+"""The ``ablate`` command line. Heavy imports (torch, lightning, timm) happen only inside commands that train."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from ablate.config import LoadedStudy, load_study
+from ablate.errors import ConfigError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Ablation studies for semantic segmentation: expand a study's grid, train and evaluate every run, "
+    "and compare the results in one table.",
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+StudyArg = Annotated[Path, typer.Argument(help="Study YAML file, e.g. studies/aspp_rates.yaml.", show_default=False)]
+ResultsOpt = Annotated[
+    Path, typer.Option("--results", "-r", help="Folder that holds results/<study>/runs/<run id>/ folders.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a recipe key for every run, as KEY=VALUE with a YAML value "
+        "(e.g. --set train.steps=20 --set model.head.rates='[6,12]'). Repeatable.",
+        show_default=False,
+    ),
+]
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {message}", markup=True)
+    raise typer.Exit(2)
+
+
+def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    out = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. --set train.steps=20")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item}: the value is not valid YAML") from None
+    return out
+
+
+def _load(study: Path, sets: list[str] | None = None) -> LoadedStudy:
+    return load_study(study, overrides=_parse_sets(sets))
+
+
+def _print_table(shown, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in shown.columns:
+        table.add_column(str(col), justify="left" if shown[col].dtype == object else "right")
+    for _, row in shown.iterrows():
+        table.add_row(*[str(v) for v in row.tolist()])
+    console.print(table)
+
+
+def _write_table(loaded: LoadedStudy, results: Path) -> int:
+    from ablate.study.grid import expand
+    from ablate.study.store import Store
+    from ablate.study.tables import collect, display, save, summarize
+
+    study = loaded.study
+    runs = expand(loaded)
+    store = Store(results, study.name)
+    axes = list(study.axes)
+    df = collect(runs, store)
+    summary = summarize(df, axes, study.baseline, study.table.metric)
+    shown = display(summary, axes, study.table.metric)
+    note = (
+        f"Metrics in %, mean ± std (sample std) over n seeds of {len(study.seeds)}; "
+        f"Δ is the difference of mean {study.table.metric} to the baseline row "
+        f"({', '.join(f'{k}={v}' for k, v in study.baseline.items()) or 'none given'})."
+    )
+    save(shown, summary, store.root, f"{study.name}", note)
+    _print_table(shown, f"{study.name} ({store.root})")
+    console.print(note)
+    return int((df["status"] != "done").sum())
+
+
+@app.command()
+def run(
+    study: StudyArg,
+    results: ResultsOpt = Path("results"),
+    set_: SetOpt = None,
+) -> None:
+    """Run every run of STUDY that is not finished yet, then print and save its comparison table.
+
+    Finished runs (results/<study>/runs/<id>/metrics.json with status done) are skipped, so running a study again
+    only does what is left. A run that fails is recorded with its error and the study goes on; the exit code is
+    then 1. Bad input exits with code 2 and a one-line message.
+    """
+    try:
+        loaded = _load(study, set_)
+        from ablate.study.grid import expand
+
+        runs = expand(loaded)
+        from ablate.study.store import Store
+
+        store = Store(results, loaded.study.name)
+        if any(not store.is_done(r) for r in runs):
+            _preflight(loaded, runs)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from ablate.study.runner import run_study
+    from ablate.train.job import run_job
+
+    summary = run_study(loaded, results, run_job, console)
+    _write_table(loaded, results)
+    if summary.failed:
+        console.print(f"[red]{len(summary.failed)} run(s) failed:[/red]")
+        for r, message in summary.failed:
+            console.print(f"  {r.id}  {r.label}: {message}")
+        raise typer.Exit(1)
+
+
+def _preflight(loaded: LoadedStudy, runs) -> None:
+    """Build every distinct model once on the meta device; a bad backbone or head stops here, before training."""
+    from ablate.config import Recipe
+    from ablate.models.backbone import BuildError
+    from ablate.train.job import check_model
+
+    seen = set()
+    for r in runs:
+        model = Recipe.model_validate(r.config).model
+        key = model.model_dump_json()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_model(model)
+        except BuildError as exc:
+            raise ConfigError(f"{loaded.source_of(exc.key)}: {exc}") from None
+
+
+@app.command()
+def plan(
+    study: StudyArg,
+    results: ResultsOpt = Path("results"),
+    set_: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON (for scripts).")] = False,
+) -> None:
+    """List the runs STUDY expands to (id, axis values, seed) and which are finished. Imports no torch."""
+    try:
+        loaded = _load(study, set_)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from ablate.study.grid import expand
+    from ablate.study.store import Store
+
+    runs = expand(loaded)
+    store = Store(results, loaded.study.name)
+    rows = [
+        {"id": r.id, "seed": r.seed, "axes": r.axes, "status": (store.read_metrics(r) or {}).get("status", "pending")}
+        for r in runs
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps({"study": loaded.study.name, "runs": rows}, indent=2) + "\n")
+        return
+    table = Table(title=f"{loaded.study.name}: {len(runs)} runs", title_justify="left")
+    for col in ["id", *(k for k in loaded.study.axes), "seed", "status"]:
+        table.add_column(col)
+    from ablate.study.grid import format_value
+
+    for row in rows:
+        table.add_row(row["id"], *(format_value(v) for v in row["axes"].values()), str(row["seed"]), row["status"])
+    console.print(table)
+    done = sum(r["status"] == "done" for r in rows)
+    console.print(f"{done} finished, {len(rows) - done} to run")
+
+
+@app.command()
+def table(
+    study: StudyArg,
+    results: ResultsOpt = Path("results"),
+    set_: SetOpt = None,
+) -> None:
+    """Print STUDY's comparison table from the finished runs and save table.md and table.csv."""
+    try:
+        loaded = _load(study, set_)
+    except ConfigError as exc:
+        _fail(str(exc))
+    _write_table(loaded, results)
+
+
+def main() -> None:  # pragma: no cover - the console script
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

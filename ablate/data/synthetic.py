@@ -1,0 +1,123 @@
+"""The embedded default data set: synthetic scenes where context decides the label.
+
+Each image shows 1-4 shapes of four classes (disc, square, triangle, cross) at sizes from a few pixels to most of
+the image, drawn over a smooth noisy background. Every shape in an image is filled with the *same* striped texture
+(same period and orientation), and each shape's colour is drawn at random, so neither texture nor colour tells
+the classes apart: only the outline does. Deep inside a large shape the pixels look alike whatever the shape is,
+so a network labels them correctly only if its receptive field reaches the outline. That is what the papers'
+context modules (ASPP rates, pyramid pooling, image pooling, dilation) are for; output stride and the decoder
+show on the small shapes and on boundaries.
+
+Classes: 0 background, 1 disc, 2 square, 3 triangle, 4 cross. Pixels on a one-pixel ring around each shape's
+outline are labelled 255 (ignored), like VOC's object borders, so ``ignore_index`` is always exercised.
+
+Generated in memory with numpy, deterministic by (seed, split, index); no files, no downloads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+CLASSES = ("background", "disc", "square", "triangle", "cross")
+IGNORE_INDEX = 255
+MEAN, STD = 0.5, 0.25  # images are normalised as (rgb - MEAN) / STD; ``denormalize`` undoes it
+_SPLITS = {"train": 0, "val": 1}
+
+
+def _shape_mask(kind: int, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, r: float) -> np.ndarray:
+    dx, dy = xx - cx, yy - cy
+    if kind == 1:  # disc
+        return dx * dx + dy * dy <= r * r
+    if kind == 2:  # square (axis-aligned), same area scale as the disc
+        half = 0.886 * r
+        return (np.abs(dx) <= half) & (np.abs(dy) <= half)
+    if kind == 3:  # upward equilateral triangle centred on (cx, cy)
+        h = 1.5 * r * 1.15
+        rel = dy + 2 * h / 3  # 0 at the apex, h at the base
+        return (rel >= 0) & (rel <= h) & (np.abs(dx) <= rel * 0.577)
+    arm = r / 3  # cross
+    return ((np.abs(dx) <= arm) & (np.abs(dy) <= r)) | ((np.abs(dy) <= arm) & (np.abs(dx) <= r))
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Bilinearly upsampled random grid: low-frequency noise in [0, 1]."""
+    grid = rng.random((cells + 1, cells + 1))
+    t = np.linspace(0, cells, size, endpoint=False)
+    i = t.astype(int)
+    f = t - i
+    rows = grid[i] * (1 - f)[:, None] + grid[i + 1] * f[:, None]
+    return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
+
+
+def make_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One (image HxWx3 float32 in [0, 1], label HxW uint8) pair."""
+    rng = np.random.default_rng([seed, _SPLITS[split], index])
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    # background: smooth noise in a random colour
+    bg_colour = rng.uniform(0.15, 0.85, size=3)
+    noise = _smooth_noise(rng, size, int(rng.integers(3, 7)))
+    image = np.clip(bg_colour[None, None, :] + 0.3 * (noise[..., None] - 0.5), 0, 1)
+    label = np.zeros((size, size), np.uint8)
+    # the one texture every shape of this image shares: stripes of a random period and orientation
+    angle, period = rng.uniform(0, np.pi), rng.uniform(3.0, 6.0)
+    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
+    n_shapes = int(rng.integers(1, 5))
+    # sizes log-uniform from a few pixels to most of the image; large ones first so small ones stay visible
+    radii = np.sort(np.exp(rng.uniform(np.log(0.04 * size), np.log(0.45 * size), n_shapes)))[::-1]
+    outlines = np.zeros((size, size), bool)
+    for r in radii:
+        kind = int(rng.integers(1, len(CLASSES)))
+        cx, cy = rng.uniform(0.1 * size, 0.9 * size, 2)
+        mask = _shape_mask(kind, xx, yy, cx, cy, r)
+        if not mask.any():
+            continue
+        colour = rng.uniform(0.15, 0.85, size=3)
+        contrast = rng.uniform(0.15, 0.35)
+        fill = np.clip(colour[None, None, :] + contrast * (stripes[..., None] - 0.5), 0, 1)
+        image[mask] = fill[mask]
+        label[mask] = kind
+        outlines |= mask ^ _erode(mask)
+    image = np.clip(image + rng.normal(0, 0.03, image.shape), 0, 1).astype(np.float32)
+    label[outlines] = IGNORE_INDEX
+    return image, label
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    out = mask.copy()
+    out[1:] &= mask[:-1]
+    out[:-1] &= mask[1:]
+    out[:, 1:] &= mask[:, :-1]
+    out[:, :-1] &= mask[:, 1:]
+    return out
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Normalised N x 3 x H x W tensor -> RGB in [0, 1]."""
+    return (images * STD + MEAN).clamp(0, 1)
+
+
+class SyntheticSegmentation(Dataset):
+    """All samples of one split, generated once into memory. Training samples are flipped left-right at random."""
+
+    classes = CLASSES
+    ignore_index = IGNORE_INDEX
+
+    def __init__(self, split: str, num_samples: int, size: int, seed: int = 0, augment: bool = False):
+        if split not in _SPLITS:
+            raise ValueError(f"split must be one of {list(_SPLITS)}, got {split!r}")
+        pairs = [make_sample(seed, split, i, size) for i in range(num_samples)]
+        images = np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2)
+        self.images = (torch.from_numpy(np.ascontiguousarray(images)) - MEAN) / STD
+        self.labels = torch.from_numpy(np.stack([p[1] for p in pairs])).long()
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = self.images[index], self.labels[index]
+        if self.augment and torch.rand(()) < 0.5:
+            image, label = image.flip(-1), label.flip(-1)
+        return image, label

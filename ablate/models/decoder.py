@@ -1,0 +1,28 @@
+"""DeepLabv3+ decoder (Chen et al. 2018, arXiv:1802.02611).
+
+The low-level (stride 4) feature is reduced by a 1x1 conv to ``low_level_channels`` (48 in the paper), the head's
+output is upsampled to its size, both are concatenated and refined by two 3x3 convs of ``channels`` (256).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ablate.models.heads.base import conv_bn_relu
+
+
+class Decoder(nn.Module):
+    def __init__(self, low_in: int, high_in: int, low_level_channels: int = 48, channels: int = 256):
+        super().__init__()
+        self.reduce = conv_bn_relu(low_in, low_level_channels, 1)
+        self.fuse = nn.Sequential(
+            conv_bn_relu(high_in + low_level_channels, channels, 3),
+            conv_bn_relu(channels, channels, 3),
+        )
+        self.out_channels = channels
+
+    def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([high, self.reduce(low)], dim=1))

@@ -1,0 +1,57 @@
+"""The LightningModule: cross-entropy (ignore_index 255), SGD with the poly learning-rate schedule, metrics."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from ablate.config import Recipe
+from ablate.models.segmenter import build_model
+from ablate.train.metrics import confusion_metric, metrics_from_confusion
+
+
+def poly_lambda(max_steps: int, power: float):
+    """DeepLab's poly schedule: lr = base_lr * (1 - step / max_steps) ** power."""
+    return lambda step: max(0.0, 1.0 - step / max_steps) ** power
+
+
+class SegmentationModule(L.LightningModule):
+    def __init__(self, recipe: Recipe, num_classes: int, ignore_index: int = 255):
+        super().__init__()
+        self.recipe = recipe
+        self.ignore_index = ignore_index
+        self.model = build_model(recipe.model, num_classes)
+        self.val_confusion = confusion_metric(num_classes, ignore_index)
+        self.last_metrics: dict | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        loss = F.cross_entropy(self(images), labels, ignore_index=self.ignore_index)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_confusion.reset()
+
+    def validation_step(self, batch, batch_idx):
+        images, labels = batch
+        self.val_confusion.update(self(images).argmax(1), labels)
+
+    def on_validation_epoch_end(self) -> None:
+        self.last_metrics = metrics_from_confusion(self.val_confusion.compute())
+        for key in ("pixel_acc", "mean_acc", "miou", "fwiou"):
+            self.log(f"val/{key}", self.last_metrics[key], sync_dist=False)
+
+    def configure_optimizers(self):
+        t = self.recipe.train
+        optimizer = torch.optim.SGD(self.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(t.steps, t.poly_power))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
