@@ -1,0 +1,137 @@
+"""Bad input: one line naming the file and the key, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from ablate.cli import app
+from ablate.config import load_study
+from ablate.errors import ConfigError
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    result = runner.invoke(app, list(args))
+    return result, result.output.strip()
+
+
+CASES = {
+    "misspelled_axis_key": (
+        """
+        name: s
+        recipe: recipe.yaml
+        axes: {model.hed.rates: [[6]]}
+        """,
+        ["study.yaml", "axes.model.hed.rates", "unknown key 'hed'", "did you mean 'head'"],
+    ),
+    "misspelled_top_key": (
+        """
+        name: s
+        recipe: recipe.yaml
+        axis: {model.output_stride: [8]}
+        """,
+        ["study.yaml", "axis", "did you mean 'axes'"],
+    ),
+    "wrong_type": (
+        """
+        name: s
+        recipe: recipe.yaml
+        axes: {train.steps: [ten]}
+        """,
+        ["study.yaml", "axes.train.steps", "integer", "'ten'"],
+    ),
+    "out_of_range": (
+        """
+        name: s
+        recipe: recipe.yaml
+        axes: {model.output_stride: [12]}
+        """,
+        ["study.yaml", "axes.model.output_stride", "8, 16 or 32"],
+    ),
+    "missing_recipe": (
+        """
+        name: s
+        recipe: nowhere.yaml
+        """,
+        ["study.yaml", "recipe", "file not found", "nowhere.yaml"],
+    ),
+    "unknown_head": (
+        """
+        name: s
+        recipe: recipe.yaml
+        axes: {model.head: [{name: asp}]}
+        """,
+        ["study.yaml", "axes.model.head", "unknown name 'asp'", "did you mean 'aspp'", "allowed:"],
+    ),
+    "baseline_not_an_axis": (
+        """
+        name: s
+        recipe: recipe.yaml
+        axes: {model.output_stride: [8, 16]}
+        baseline: {model.output_strid: 16}
+        """,
+        ["study.yaml", "baseline.model.output_strid", "did you mean 'model.output_stride'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_study_is_one_line_exit_2(tiny_study, case):
+    body, expected = CASES[case]
+    study = tiny_study(body)
+    result, out = _run("run", str(study), "--results", str(study.parent / "results"))
+    assert result.exit_code == 2, out
+    assert len(out.splitlines()) == 1, out
+    assert "Traceback" not in out
+    for fragment in expected:
+        assert fragment in out, (fragment, out)
+    assert not (study.parent / "results").exists()  # nothing ran
+
+
+def test_bad_recipe_names_the_recipe_file(tiny_study, tmp_path):
+    (tmp_path / "bad.yaml").write_text("model: {head: {name: aspp, rate: [6]}}\n")
+    study = tiny_study("name: s\nrecipe: bad.yaml\n")
+    result, out = _run("plan", str(study))
+    assert result.exit_code == 2
+    assert "bad.yaml: model.head.rate: unknown key 'rate' (did you mean 'rates'?)" in out
+
+
+def test_unknown_backbone_is_refused_before_training(tiny_study):
+    study = tiny_study("name: s\nrecipe: recipe.yaml\naxes: {model.backbone: [test_resnet, resnet5x]}\n")
+    result, out = _run("run", str(study), "--results", str(study.parent / "results"))
+    assert result.exit_code == 2, out
+    assert len(out.splitlines()) == 1
+    assert "study.yaml: axes.model.backbone" in out and "unknown timm model 'resnet5x'" in out
+    assert not (study.parent / "results").exists()
+
+
+def test_backbone_that_cannot_dilate_is_refused(tiny_study):
+    study = tiny_study("name: s\nrecipe: recipe.yaml\nset: {model.backbone: vgg11, model.output_stride: 8}\n")
+    result, out = _run("run", str(study), "--results", str(study.parent / "results"))
+    assert result.exit_code == 2, out
+    assert "set.model.output_stride" in out and "cannot run at output stride 8" in out and "output_stride: 32" in out
+
+
+def test_bad_cli_override(tiny_study):
+    study = tiny_study("name: s\nrecipe: recipe.yaml\n")
+    result, out = _run("plan", str(study), "--set", "train.stepz=3")
+    assert result.exit_code == 2
+    assert "--set train.stepz" in out and "did you mean 'steps'" in out
+
+
+def test_yaml_syntax_error_names_line(tiny_study):
+    study = tiny_study("name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16}\n")
+    with pytest.raises(ConfigError, match=r"study.yaml: YAML syntax error \(line 3"):
+        load_study(study)
+
+
+def test_help_describes_every_option():
+    result, out = _run("run", "--help")
+    assert result.exit_code == 0
+    for option in ("--results", "--set", "STUDY"):
+        assert option in out
+    result, out = _run("--help")
+    for command in ("run", "plan", "table"):
+        assert command in out

@@ -1,0 +1,43 @@
+"""The real thing, small: `ablate run` trains, writes run folders and a table; a second run trains nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+STUDY = """
+name: e2e
+recipe: recipe.yaml
+axes:
+  model.output_stride: [8, 16]
+seeds: [0, 1]
+baseline: {model.output_stride: 16}
+"""
+
+
+def test_run_twice(tiny_study, tmp_path):
+    study = tiny_study(STUDY)
+    cmd = [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(tmp_path / "results")]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    runs = sorted((tmp_path / "results" / "e2e" / "runs").iterdir())
+    assert len(runs) == 4
+    for run in runs:
+        record = json.loads((run / "metrics.json").read_text())
+        assert record["status"] == "done" and record["steps"] == 3
+        assert 0 <= record["metrics"]["miou"] <= 1
+        assert set(record["per_class_iou"]) == {"background", "disc", "square", "triangle", "cross"}
+        assert (run / "config.yaml").is_file() and (run / "model.pt").is_file()
+    assert "step     3/3" in first.stdout and "eta" in first.stdout
+    table = (tmp_path / "results" / "e2e" / "table.md").read_text()
+    assert "output_stride" in table and "±" in table
+    csv = (tmp_path / "results" / "e2e" / "table.csv").read_text()
+    assert csv.count("\n") == 3  # header + 2 configurations
+
+    mtimes = {r: (r / "metrics.json").stat().st_mtime_ns for r in runs}
+    second = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert second.returncode == 0
+    assert "4 finished, 0 to run" in second.stdout
+    assert "step" not in second.stdout
+    assert mtimes == {r: (r / "metrics.json").stat().st_mtime_ns for r in runs}

@@ -1,0 +1,82 @@
+"""Backbone strides, heads and decoder shapes, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ablate.config import ModelConfig
+from ablate.models.backbone import Backbone, BuildError
+from ablate.models.segmenter import build_model
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "test_efficientnet"])
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_backbone_output_stride_by_dilation(name, output_stride):
+    bb = Backbone(name, output_stride)
+    low, high = bb(torch.randn(2, 3, 64, 64))
+    assert high.shape[-2:] == (64 // output_stride, 64 // output_stride)
+    assert low.shape[-2:] == (16, 16)  # stride 4, whatever the output stride
+    assert high.shape[1] == bb.high_channels and low.shape[1] == bb.low_channels
+
+
+def test_backbone_that_cannot_dilate_is_refused():
+    with torch.device("meta"), pytest.raises(BuildError, match="cannot run at output stride 16") as info:
+        Backbone("vgg11", 16)
+    assert info.value.key == "model.output_stride"
+
+
+def test_unknown_backbone():
+    with pytest.raises(BuildError, match="unknown timm model") as info:
+        Backbone("resnet5x", 16)
+    assert info.value.key == "model.backbone"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [{"name": "none", "channels": 16}, {"name": "aspp", "rates": [1], "channels": 16},
+     {"name": "aspp", "rates": [6, 12, 18, 24], "image_pooling": False, "channels": 16}],
+)
+@pytest.mark.parametrize("decoder", [False, True])
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_segmenter_forward_backward(head, decoder, output_stride):
+    cfg = ModelConfig.model_validate({
+        "backbone": "test_resnet", "output_stride": output_stride, "head": head,
+        "decoder": {"enabled": decoder, "low_level_channels": 8, "channels": 16},
+    })
+    model = build_model(cfg, num_classes=5)
+    x = torch.randn(2, 3, 48, 64)
+    logits = model(x)
+    assert logits.shape == (2, 5, 48, 64)
+    logits.mean().backward()
+    assert model.classifier.weight.grad is not None
+    assert all(p.grad is not None for p in model.head.parameters())
+    if decoder:
+        assert model.decoder is not None and model.decoder.reduce[0].out_channels == 8
+    else:
+        assert model.decoder is None
+
+
+def test_aspp_branch_count_follows_rates():
+    cfg = ModelConfig.model_validate({"head": {"name": "aspp", "rates": [3, 6, 9, 12, 15], "channels": 8}})
+    head = build_model(cfg, 3).head
+    assert len(head.branches) == 1 + 5 + 1  # 1x1, one per rate, image pooling
+    assert [b[0].dilation[0] for b in head.branches[1:6]] == [3, 6, 9, 12, 15]
+    cfg = ModelConfig.model_validate({"head": {"name": "aspp", "rates": [2], "image_pooling": False}})
+    assert len(build_model(cfg, 3).head.branches) == 2
+
+
+def test_aspp_rate_changes_receptive_field():
+    """A pixel far from the centre influences the centre output only through a branch whose rate reaches it."""
+    torch.manual_seed(0)
+    from ablate.models.heads.aspp import ASPP
+    from ablate.models.params import ASPPParams
+
+    def influence(rates):
+        head = ASPP(4, ASPPParams(rates=rates, image_pooling=False, channels=4, dropout=0.0)).eval()
+        x = torch.randn(1, 4, 21, 21, requires_grad=True)
+        head(x)[0, :, 10, 10].sum().backward()
+        return x.grad[0].abs().sum(0)
+
+    assert influence([1])[10, 16] == 0
+    assert influence([6])[10, 16] > 0

@@ -1,0 +1,93 @@
+"""Grid expansion, stable ids, resume, failures and tables, with a fake job (no torch)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ablate.config import load_study
+from ablate.study.grid import expand
+from ablate.study.runner import run_study
+from ablate.study.store import Store, atomic_write
+from ablate.study.tables import collect, summarize
+
+STUDY = """
+name: s
+recipe: recipe.yaml
+axes:
+  model.head.rates: [[1], [6, 12]]
+  model.output_stride: [8, 16]
+seeds: [0, 1, 2]
+baseline: {model.head.rates: [1], model.output_stride: 16}
+"""
+
+
+class Quiet:
+    def print(self, *args, **kwargs):
+        pass
+
+
+def fake_job(calls):
+    def job(config, run_dir, progress):
+        calls.append(config)
+        progress.step(1, 1, 0.5)
+        if config["model"]["output_stride"] == 8 and config["model"]["head"]["rates"] == [1] and config["seed"] == 2:
+            raise RuntimeError("boom\nsecond line")
+        value = 0.5 + 0.1 * len(config["model"]["head"]["rates"]) + 0.01 * config["seed"]
+        return {"metrics": {"miou": value, "pixel_acc": 0.9, "mean_acc": 0.6, "fwiou": 0.8}}
+
+    return job
+
+
+def test_expand_product_times_seeds_with_stable_ids(tiny_study):
+    loaded = load_study(tiny_study(STUDY))
+    runs = expand(loaded)
+    assert len(runs) == 2 * 2 * 3
+    assert len({r.id for r in runs}) == 12
+    assert [r.id for r in expand(load_study(tiny_study(STUDY)))] == [r.id for r in runs]
+    first = runs[0]
+    assert first.config["model"]["head"]["rates"] == [1] and first.config["model"]["output_stride"] == 8
+    assert first.config["train"]["momentum"] == 0.9  # defaults are filled in before hashing
+
+
+def test_id_ignores_how_the_recipe_is_written(tiny_study, tmp_path):
+    a = expand(load_study(tiny_study(STUDY)))
+    recipe = (tmp_path / "recipe.yaml").read_text().replace("lr: 0.01,", "lr: 0.01, momentum: 0.9,")
+    (tmp_path / "recipe.yaml").write_text(recipe)
+    assert [r.id for r in expand(load_study(tiny_study(STUDY)))] == [r.id for r in a]
+
+
+def test_run_records_failures_and_resumes(tiny_study, tmp_path):
+    loaded = load_study(tiny_study(STUDY))
+    calls = []
+    summary = run_study(loaded, tmp_path / "results", fake_job(calls), Quiet())
+    assert len(calls) == 12 and len(summary.done) == 11 and len(summary.failed) == 1
+    assert summary.failed[0][1] == "RuntimeError: boom"
+    store = Store(tmp_path / "results", "s")
+    failed = store.read_metrics(summary.failed[0][0])
+    assert failed["status"] == "failed" and "Traceback" in failed["traceback"]
+
+    calls.clear()
+    summary = run_study(loaded, tmp_path / "results", fake_job(calls), Quiet())
+    assert len(calls) == 1 and len(summary.skipped) == 11  # only the failed run is tried again
+
+    df = collect(summary.runs, store)
+    table = summarize(df, list(loaded.study.axes), loaded.study.baseline)
+    row = table[(table["model.head.rates"] == "(6,12)") & (table["model.output_stride"] == "16")].iloc[0]
+    assert row["n"] == 3
+    assert row["miou_mean"] == pytest.approx(100 * (0.7 + 0.01))
+    assert row["miou_std"] == pytest.approx(1.0)
+    assert row["delta_miou"] == pytest.approx(10.0)
+    bad = table[(table["model.head.rates"] == "(1)") & (table["model.output_stride"] == "8")].iloc[0]
+    assert bad["n"] == 2 and bad["failed"] == 1
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "metrics.json"
+    atomic_write(path, json.dumps({"a": 1}))
+
+    with pytest.raises(TypeError):
+        atomic_write(path, object())  # type: ignore[arg-type]
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
