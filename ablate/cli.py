@@ -168,7 +168,12 @@ def plan(
     runs = expand(loaded)
     store = Store(results, loaded.study.name)
     rows = [
-        {"id": r.id, "seed": r.seed, "axes": r.axes, "status": (store.read_metrics(r) or {}).get("status", "pending")}
+        {
+            "id": r.id,
+            "seed": r.seed,
+            "axes": r.axes,
+            "status": (store.read_metrics(r) or {}).get("status", "pending"),
+        }
         for r in runs
     ]
     if as_json:

@@ -149,9 +149,7 @@ def _format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
         allowed = list(parent.model_fields) if isinstance(parent, type) else []
-        return key, (
-            f"unknown key '{path[-1]}'{did_you_mean(path[-1], allowed)}; allowed: {', '.join(allowed)}"
-        )
+        return key, (f"unknown key '{path[-1]}'{did_you_mean(path[-1], allowed)}; allowed: {', '.join(allowed)}")
     if kind == "missing":
         return key, "required key is missing"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -305,5 +303,6 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
                     f"{path}: {where}: '{key}' is not an axis{did_you_mean(key, study.axes)}; "
                     f"axes: {', '.join(study.axes) or 'none'}"
                 )
-    return LoadedStudy(path=str(path), study=study, recipe_path=str(shown), recipe=base,
-                       overrides=dict(overrides or {}))
+    return LoadedStudy(
+        path=str(path), study=study, recipe_path=str(shown), recipe=base, overrides=dict(overrides or {})
+    )

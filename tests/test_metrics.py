@@ -22,8 +22,12 @@ def reference(pred: np.ndarray, gt: np.ndarray, k: int, ignore: int = 255) -> di
         if n_gt + n_pred - tp > 0:
             ious.append(tp / (n_gt + n_pred - tp))
             freqs.append(n_gt / len(g))
-    return {"pixel_acc": pa, "mean_acc": float(np.mean(accs)), "miou": float(np.mean(ious)),
-            "fwiou": float(np.sum(np.array(freqs) * np.array(ious)))}
+    return {
+        "pixel_acc": pa,
+        "mean_acc": float(np.mean(accs)),
+        "miou": float(np.mean(ious)),
+        "fwiou": float(np.sum(np.array(freqs) * np.array(ious))),
+    }
 
 
 @pytest.mark.parametrize("seed", range(5))

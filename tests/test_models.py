@@ -34,16 +34,23 @@ def test_unknown_backbone():
 
 @pytest.mark.parametrize(
     "head",
-    [{"name": "none", "channels": 16}, {"name": "aspp", "rates": [1], "channels": 16},
-     {"name": "aspp", "rates": [6, 12, 18, 24], "image_pooling": False, "channels": 16}],
+    [
+        {"name": "none", "channels": 16},
+        {"name": "aspp", "rates": [1], "channels": 16},
+        {"name": "aspp", "rates": [6, 12, 18, 24], "image_pooling": False, "channels": 16},
+    ],
 )
 @pytest.mark.parametrize("decoder", [False, True])
 @pytest.mark.parametrize("output_stride", [8, 16])
 def test_segmenter_forward_backward(head, decoder, output_stride):
-    cfg = ModelConfig.model_validate({
-        "backbone": "test_resnet", "output_stride": output_stride, "head": head,
-        "decoder": {"enabled": decoder, "low_level_channels": 8, "channels": 16},
-    })
+    cfg = ModelConfig.model_validate(
+        {
+            "backbone": "test_resnet",
+            "output_stride": output_stride,
+            "head": head,
+            "decoder": {"enabled": decoder, "low_level_channels": 8, "channels": 16},
+        }
+    )
     model = build_model(cfg, num_classes=5)
     x = torch.randn(2, 3, 48, 64)
     logits = model(x)

@@ -27,8 +27,15 @@ def build_datasets(cfg: DataConfig) -> DataSets:
 
 def train_loader(data: DataSets, batch_size: int, seed: int, num_workers: int = 0) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(data.train, batch_size=batch_size, shuffle=True, drop_last=True,
-                      generator=generator, num_workers=num_workers, persistent_workers=num_workers > 0)
+    return DataLoader(
+        data.train,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=generator,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
 
 
 def val_loader(data: DataSets, batch_size: int, num_workers: int = 0) -> DataLoader:

@@ -40,7 +40,7 @@ class Backbone(nn.Module):
             self.body = timm.create_model(name, **kwargs)
         except (AssertionError, TypeError, NotImplementedError, ValueError) as exc:
             if output_stride == 32:
-                raise BuildError("model.backbone", f"timm could not build '{name}' as a feature extractor: {exc}")
+                raise BuildError("model.backbone", f"timm could not build '{name}' as features: {exc}") from None
             raise BuildError(
                 "model.output_stride",
                 f"backbone '{name}' cannot run at output stride {output_stride} (it cannot dilate); "

@@ -51,8 +51,11 @@ class Progress:
         now = time.monotonic()
         run_elapsed = now - self.run_started
         run_eta = run_elapsed / max(step, 1) * (steps - step)
-        per_run = (sum(self.finished_durations) / len(self.finished_durations)
-                   if self.finished_durations else run_elapsed / max(step, 1) * steps)
+        per_run = (
+            sum(self.finished_durations) / len(self.finished_durations)
+            if self.finished_durations
+            else run_elapsed / max(step, 1) * steps
+        )
         left = self.total_runs - self.index
         study_eta = run_eta + left * per_run
         self.console.print(
@@ -97,15 +100,25 @@ def run_study(loaded: LoadedStudy, results_dir: str | Path, job: JobFn, console:
             raise
         except Exception as exc:  # a failing run is recorded and the study goes on
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            store.write_metrics(run, {"status": "failed", "error": message,
-                                      "traceback": traceback.format_exc(), "id": run.id})
+            store.write_metrics(
+                run, {"status": "failed", "error": message, "traceback": traceback.format_exc(), "id": run.id}
+            )
             console.print(f"    [red]failed[/red]: {message}")
             failed.append((run, message))
             progress.end_run()
             continue
         duration = progress.end_run()
-        store.write_metrics(run, {"status": "done", "id": run.id, "seed": run.seed, "axes": run.axes,
-                                  "duration_s": round(duration, 2), **result})
+        store.write_metrics(
+            run,
+            {
+                "status": "done",
+                "id": run.id,
+                "seed": run.seed,
+                "axes": run.axes,
+                "duration_s": round(duration, 2),
+                **result,
+            },
+        )
         miou = result.get("metrics", {}).get("miou")
         shown = f"mIoU {100 * miou:.2f}" if miou is not None else "done"
         console.print(f"    [green]{shown}[/green] in {_fmt_time(duration)}")

@@ -74,8 +74,7 @@ def display(summary: pd.DataFrame, axes: list[str], metric: str = "miou") -> pd.
     shown = pd.DataFrame({short: summary[axis] for axis, short in short_names(axes).items()})
     for key, title in METRICS.items():
         shown[title] = [
-            _pm(m, s, n)
-            for m, s, n in zip(summary[f"{key}_mean"], summary[f"{key}_std"], summary["n"], strict=True)
+            _pm(m, s, n) for m, s, n in zip(summary[f"{key}_mean"], summary[f"{key}_std"], summary["n"], strict=True)
         ]
     shown["n"] = summary["n"]
     if summary["failed"].any():
