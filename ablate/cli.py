@@ -22,7 +22,7 @@ app = typer.Typer(
     help="Ablation studies for semantic segmentation: expand a study's grid, train and evaluate every run, "
     "and compare the results in one table.",
 )
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 StudyArg = Annotated[Path, typer.Argument(help="Study YAML file, e.g. studies/aspp_rates.yaml.", show_default=False)]

@@ -1,10 +1,11 @@
 """The embedded default data set: synthetic scenes where context decides the label.
 
 Each image shows 1-4 shapes of four classes (disc, square, triangle, cross) at sizes from a few pixels to most of
-the image, drawn over a smooth noisy background. Every shape in an image is filled with the *same* striped texture
-(same period and orientation), and each shape's colour is drawn at random, so neither texture nor colour tells
-the classes apart: only the outline does. Deep inside a large shape the pixels look alike whatever the shape is,
-so a network labels them correctly only if its receptive field reaches the outline. That is what the papers'
+the image, drawn over a smooth noisy background. Every shape in an image is filled with the *same* blotchy texture
+and each shape's colour is drawn at random, so neither interior texture nor colour tells the classes apart. What
+does is the shape's outline and a 3-pixel rim just inside it that carries a class code (disc: row stripes,
+square: column stripes, triangle: a checkerboard, cross: plain). Deep inside a large shape the pixels look alike whatever the
+shape is, so a network labels them correctly only if its receptive field reaches the rim. That is what the papers'
 context modules (ASPP rates, pyramid pooling, image pooling, dilation) are for; output stride and the decoder
 show on the small shapes and on boundaries.
 
@@ -34,10 +35,10 @@ def _shape_mask(kind: int, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float,
         half = 0.886 * r
         return (np.abs(dx) <= half) & (np.abs(dy) <= half)
     if kind == 3:  # upward equilateral triangle centred on (cx, cy)
-        h = 1.5 * r * 1.15
+        h = 2.2 * r
         rel = dy + 2 * h / 3  # 0 at the apex, h at the base
         return (rel >= 0) & (rel <= h) & (np.abs(dx) <= rel * 0.577)
-    arm = r / 3  # cross
+    arm = r / 2.5  # cross
     return ((np.abs(dx) <= arm) & (np.abs(dy) <= r)) | ((np.abs(dy) <= arm) & (np.abs(dx) <= r))
 
 
@@ -51,21 +52,34 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
 
 
+BAND = 3  # width in pixels of the class-coded rim inside each shape's outline
+
+
+def _rim_pattern(kind: int, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """The class code on the rim, in [0, 1]: row stripes, column stripes, a checkerboard, or plain."""
+    if kind == 1:
+        return (yy % 3 == 0).astype(np.float32)
+    if kind == 2:
+        return (xx % 3 == 0).astype(np.float32)
+    if kind == 3:
+        return ((xx // 2 + yy // 2) % 2).astype(np.float32)
+    return np.full_like(xx, 0.5)
+
+
 def make_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """One (image HxWx3 float32 in [0, 1], label HxW uint8) pair."""
     rng = np.random.default_rng([seed, _SPLITS[split], index])
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    # background: smooth noise in a random colour
+    # background: smooth, low-frequency noise in a random colour
     bg_colour = rng.uniform(0.15, 0.85, size=3)
-    noise = _smooth_noise(rng, size, int(rng.integers(3, 7)))
+    noise = _smooth_noise(rng, size, int(rng.integers(2, 5)))
     image = np.clip(bg_colour[None, None, :] + 0.3 * (noise[..., None] - 0.5), 0, 1)
     label = np.zeros((size, size), np.uint8)
-    # the one texture every shape of this image shares: stripes of a random period and orientation
-    angle, period = rng.uniform(0, np.pi), rng.uniform(3.0, 6.0)
-    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
+    # the one interior texture every shape of this image shares: blotchy, higher-frequency noise
+    blotches = _smooth_noise(rng, size, max(4, size // 5))
     n_shapes = int(rng.integers(1, 5))
     # sizes log-uniform from a few pixels to most of the image; large ones first so small ones stay visible
-    radii = np.sort(np.exp(rng.uniform(np.log(0.04 * size), np.log(0.45 * size), n_shapes)))[::-1]
+    radii = np.sort(np.exp(rng.uniform(np.log(0.05 * size), np.log(0.45 * size), n_shapes)))[::-1]
     outlines = np.zeros((size, size), bool)
     for r in radii:
         kind = int(rng.integers(1, len(CLASSES)))
@@ -74,9 +88,14 @@ def make_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndarra
         if not mask.any():
             continue
         colour = rng.uniform(0.15, 0.85, size=3)
-        contrast = rng.uniform(0.15, 0.35)
-        fill = np.clip(colour[None, None, :] + contrast * (stripes[..., None] - 0.5), 0, 1)
-        image[mask] = fill[mask]
+        fill = colour[None, None, :] + 0.4 * (blotches[..., None] - 0.5)
+        inner = mask
+        for _ in range(BAND):
+            inner = _erode(inner)
+        rim = mask & ~inner
+        rim_fill = colour[None, None, :] + 0.5 * (_rim_pattern(kind, xx, yy)[..., None] - 0.5)
+        image[inner] = np.clip(fill, 0, 1)[inner]
+        image[rim] = np.clip(rim_fill, 0, 1)[rim]
         label[mask] = kind
         outlines |= mask ^ _erode(mask)
     image = np.clip(image + rng.normal(0, 0.03, image.shape), 0, 1).astype(np.float32)

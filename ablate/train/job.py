@@ -35,6 +35,7 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
 
 
 def check_model(cfg: ModelConfig, num_classes: int = 2) -> None:
