@@ -5,8 +5,8 @@ the image, drawn over a smooth noisy background. Every shape in an image is fill
 and each shape's colour is drawn at random, so neither interior texture nor colour tells the classes apart. What
 does is the shape's outline and a 3-pixel rim just inside it that carries a class code (disc: row stripes,
 square: column stripes, triangle: a checkerboard, cross: plain). Deep inside a large shape the pixels look
-alike whatever the shape is, so a network labels them correctly only if its receptive field reaches the rim. That is what the papers'
-context modules (ASPP rates, pyramid pooling, image pooling, dilation) are for; output stride and the decoder
+alike whatever the shape is, so a network labels them correctly only if its receptive field reaches the rim.
+That is what the papers' context modules (ASPP rates, pyramid pooling, image pooling, dilation) are for; output stride and the decoder
 show on the small shapes and on boundaries.
 
 Classes: 0 background, 1 disc, 2 square, 3 triangle, 4 cross. Pixels on a one-pixel ring around each shape's
