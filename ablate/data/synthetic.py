@@ -6,8 +6,8 @@ and each shape's colour is drawn at random, so neither interior texture nor colo
 does is the shape's outline and a 3-pixel rim just inside it that carries a class code (disc: row stripes,
 square: column stripes, triangle: a checkerboard, cross: plain). Deep inside a large shape the pixels look
 alike whatever the shape is, so a network labels them correctly only if its receptive field reaches the rim.
-That is what the papers' context modules (ASPP rates, pyramid pooling, image pooling, dilation) are for; output stride and the decoder
-show on the small shapes and on boundaries.
+That is what the papers' context modules (ASPP rates, pyramid pooling, image pooling, dilation) are for;
+output stride and the decoder show on the small shapes and on boundaries.
 
 Classes: 0 background, 1 disc, 2 square, 3 triangle, 4 cross. Pixels on a one-pixel ring around each shape's
 outline are labelled 255 (ignored), like VOC's object borders, so ``ignore_index`` is always exercised.
