@@ -28,7 +28,8 @@ def test_run_twice(tiny_study, tmp_path):
         assert record["status"] == "done" and record["steps"] == 3
         assert 0 <= record["metrics"]["miou"] <= 1
         assert set(record["per_class_iou"]) == {"background", "disc", "square", "triangle", "cross"}
-        assert (run / "config.yaml").is_file() and (run / "model.pt").is_file()
+        assert (run / "config.yaml").is_file()
+        assert (tmp_path / "results" / "e2e" / "trainings" / record["train_id"] / "model.pt").is_file()
     assert "step     3/3" in first.stdout and "eta" in first.stdout
     table = (tmp_path / "results" / "e2e" / "table.md").read_text()
     assert "output_stride" in table and "±" in table
@@ -41,3 +42,15 @@ def test_run_twice(tiny_study, tmp_path):
     assert "4 finished, 0 to run" in second.stdout
     assert "step" not in second.stdout
     assert mtimes == {r: (r / "metrics.json").stat().st_mtime_ns for r in runs}
+
+
+def test_eval_only_axis_trains_once(tiny_study, tmp_path):
+    study = tiny_study("name: ev\nrecipe: recipe.yaml\naxes: {eval.batch_size: [2, 8]}\n")
+    cmd = [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(tmp_path / "results")]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 runs (1 trainings)" in out.stdout and "reused training" in out.stdout
+    assert len(list((tmp_path / "results" / "ev" / "trainings").iterdir())) == 1
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "ev" / "runs").glob("*/metrics.json")]
+    assert sorted(r["trained"] for r in records) == [False, True]
+    assert records[0]["metrics"]["miou"] == records[1]["metrics"]["miou"]  # batch size does not change eval

@@ -29,7 +29,7 @@ class Quiet:
 
 
 def fake_job(calls):
-    def job(config, run_dir, progress):
+    def job(config, run_dir, train_dir, progress):
         calls.append(config)
         progress.step(1, 1, 0.5)
         if config["model"]["output_stride"] == 8 and config["model"]["head"]["rates"] == [1] and config["seed"] == 2:

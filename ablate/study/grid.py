@@ -39,6 +39,11 @@ class Run:
         return " ".join(parts + [f"seed={self.seed}"])
 
     @property
+    def train_id(self) -> str:
+        """Identifies the training: everything but ``eval.``. Runs sharing it share one trained model."""
+        return stable_hash({k: v for k, v in self.config.items() if k != "eval"})
+
+    @property
     def config_key(self) -> str:
         """Identifies the configuration without its seed: runs sharing it are averaged in tables."""
         return stable_hash({k: v for k, v in self.axes.items()})

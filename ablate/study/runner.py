@@ -70,7 +70,10 @@ class Progress:
         return duration
 
 
-JobFn = Callable[[dict[str, Any], Path, Progress], dict[str, Any]]
+JobFn = Callable[[dict[str, Any], Path, Path, Progress], dict[str, Any]]
+"""``job(config, run_dir, train_dir, progress) -> record``: trains into ``train_dir`` unless a finished model is
+there already, then evaluates with ``config["eval"]`` and returns the metrics record (written to run_dir by the
+runner). ``record["trained"]`` says whether it trained."""
 
 
 @dataclass
@@ -85,9 +88,13 @@ def run_study(loaded: LoadedStudy, results_dir: str | Path, job: JobFn, console:
     runs = expand(loaded)
     store = Store(results_dir, loaded.study.name)
     todo = [r for r in runs if not store.is_done(r)]
+    order = {tid: i for i, tid in enumerate(dict.fromkeys(r.train_id for r in todo))}
+    todo.sort(key=lambda r: order[r.train_id])  # eval-only variants right after the run that trains their model
     skipped = [r for r in runs if r not in todo]
+    trainings = len({r.train_id for r in runs})
     console.print(
-        f"study [bold]{loaded.study.name}[/bold]: {len(runs)} runs, {len(skipped)} finished, {len(todo)} to run"
+        f"study [bold]{loaded.study.name}[/bold]: {len(runs)} runs ({trainings} trainings), "
+        f"{len(skipped)} finished, {len(todo)} to run"
     )
     progress = Progress(console=console, total_runs=len(todo))
     done, failed = [], []
@@ -95,7 +102,7 @@ def run_study(loaded: LoadedStudy, results_dir: str | Path, job: JobFn, console:
         run_dir = store.prepare(run)
         progress.start_run(index, run)
         try:
-            result = job(run.config, run_dir, progress)
+            result = job(run.config, run_dir, store.training_dir(run), progress)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a failing run is recorded and the study goes on
@@ -115,12 +122,14 @@ def run_study(loaded: LoadedStudy, results_dir: str | Path, job: JobFn, console:
                 "id": run.id,
                 "seed": run.seed,
                 "axes": run.axes,
+                "train_id": run.train_id,
                 "duration_s": round(duration, 2),
                 **result,
             },
         )
         miou = result.get("metrics", {}).get("miou")
         shown = f"mIoU {100 * miou:.2f}" if miou is not None else "done"
-        console.print(f"    [green]{shown}[/green] in {_fmt_time(duration)}")
+        how = "trained" if result.get("trained", True) else f"reused training {run.train_id}"
+        console.print(f"    [green]{shown}[/green] in {_fmt_time(duration)} ({how})")
         done.append(run)
     return Summary(runs=runs, skipped=skipped, done=done, failed=failed)

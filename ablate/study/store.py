@@ -32,6 +32,13 @@ class Store:
     def __init__(self, results_dir: str | Path, study_name: str):
         self.root = Path(results_dir) / study_name
         self.runs_dir = self.root / "runs"
+        self.trainings_dir = self.root / "trainings"
+
+    def training_dir(self, run: Run) -> Path:
+        """Where the run's model is trained once and kept (shared by runs that differ only under ``eval.``)."""
+        d = self.trainings_dir / run.train_id
+        d.mkdir(parents=True, exist_ok=True)
+        return d
 
     def run_dir(self, run: Run | str) -> Path:
         return self.runs_dir / (run if isinstance(run, str) else run.id)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,10 +14,13 @@ import lightning as L
 import torch
 
 from ablate.config import ModelConfig, Recipe
-from ablate.data.datamodule import build_datasets, train_loader, val_loader
+from ablate.data.datamodule import DataSets, build_datasets, train_loader
 from ablate.models.backbone import BuildError
 from ablate.models.segmenter import build_model
+from ablate.train.evaluate import evaluate
 from ablate.train.module import SegmentationModule
+
+MODEL_FILE = "model.pt"
 
 
 class ProgressCallback(L.Callback):
@@ -56,13 +62,20 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def run_job(config: dict[str, Any], run_dir: Path, progress: Any = None) -> dict[str, Any]:
-    """Train ``config`` (a resolved recipe) and evaluate it on the validation split. Returns the metrics record."""
-    quiet()
-    recipe = Recipe.model_validate(config)
-    run_dir = Path(run_dir)
+def eval_device(recipe: Recipe) -> torch.device:
+    gpu = recipe.train.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return torch.device("cuda" if gpu else "cpu")
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None) -> dict[str, Any]:
+    """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically)."""
     L.seed_everything(recipe.seed, workers=True, verbose=False)
-    data = build_datasets(recipe.data)
     module = SegmentationModule(recipe, num_classes=len(data.classes), ignore_index=data.ignore_index)
     t = recipe.train
     trainer = L.Trainer(
@@ -75,20 +88,36 @@ def run_job(config: dict[str, Any], run_dir: Path, progress: Any = None) -> dict
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        limit_val_batches=0,
-        default_root_dir=run_dir,
+        default_root_dir=train_dir,
         callbacks=[ProgressCallback(progress, t.steps, t.log_every)],
     )
+    started = time.monotonic()
     trainer.fit(module, train_dataloaders=train_loader(data, t.batch_size, recipe.seed, recipe.data.num_workers))
-    trainer.limit_val_batches = 1.0
-    trainer.validate(module, val_loader(data, recipe.eval.batch_size, recipe.data.num_workers), verbose=False)
-    torch.save(module.model.state_dict(), run_dir / "model.pt")
-    m = module.last_metrics
-    assert m is not None
+    save_atomic(module.model.state_dict(), train_dir / MODEL_FILE)
+    record = {"steps": trainer.global_step, "train_time_s": round(time.monotonic() - started, 2)}
+    (train_dir / "train.json").write_text(json.dumps(record))
+    return record
+
+
+def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: Any = None) -> dict[str, Any]:
+    """Train ``config`` (a resolved recipe) into ``train_dir`` unless a finished model is there, then evaluate it
+    with ``config["eval"]`` on the validation split. Returns the metrics record."""
+    quiet()
+    recipe = Recipe.model_validate(config)
+    train_dir = Path(train_dir)
+    data = build_datasets(recipe.data)
+    trained = not (train_dir / "train.json").is_file() or not (train_dir / MODEL_FILE).is_file()
+    if trained:
+        train(recipe, data, train_dir, progress)
+    training = json.loads((train_dir / "train.json").read_text())
+    model = build_model(recipe.model, len(data.classes))
+    model.load_state_dict(torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True))
+    m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, eval_device(recipe))
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
         "per_class_iou": dict(zip(data.classes, m["per_class_iou"], strict=True)),
         "per_class_acc": dict(zip(data.classes, m["per_class_acc"], strict=True)),
-        "params": count_params(module.model),
-        "steps": trainer.global_step,
+        "params": count_params(model),
+        "trained": trained,
+        **training,
     }
