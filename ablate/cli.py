@@ -135,19 +135,22 @@ def _preflight(loaded: LoadedStudy, runs) -> None:
     """Build every distinct model once on the meta device; a bad backbone or head stops here, before training."""
     from ablate.config import Recipe
     from ablate.models.backbone import BuildError
+    from ablate.train.inference import eval_model_config
     from ablate.train.job import check_model
 
     seen = set()
     for r in runs:
-        model = Recipe.model_validate(r.config).model
-        key = model.model_dump_json()
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            check_model(model)
-        except BuildError as exc:
-            raise ConfigError(f"{loaded.source_of(exc.key)}: {exc}") from None
+        recipe = Recipe.model_validate(r.config)
+        for model, at_eval in ((recipe.model, False), (eval_model_config(recipe.model, recipe.eval), True)):
+            key = model.model_dump_json()
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                check_model(model)
+            except BuildError as exc:
+                where = "eval.output_stride" if at_eval and exc.key == "model.output_stride" else exc.key
+                raise ConfigError(f"{loaded.source_of(where)}: {exc}") from None
 
 
 @app.command()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from ablate.errors import ConfigError, did_you_mean
 from ablate.models.params import HEAD_PARAMS, HeadParams, NoneParams
@@ -64,8 +64,68 @@ class TrainConfig(_Strict):
     log_every: PositiveInt = 10
 
 
+class GaussianCRF(_Strict):
+    """Smoothness kernel: penalises label changes between nearby pixels (std ``sxy`` pixels, weight ``compat``)."""
+
+    sxy: float = Field(default=3.0, gt=0)
+    compat: float = Field(default=3.0, ge=0)
+
+
+class BilateralCRF(_Strict):
+    """Appearance kernel: nearby pixels of similar colour (std ``sxy`` pixels, ``srgb`` RGB levels) agree."""
+
+    sxy: float = Field(default=50.0, gt=0)
+    srgb: float = Field(default=13.0, gt=0)
+    compat: float = Field(default=10.0, ge=0)
+
+
+class CRFConfig(_Strict):
+    """Fully connected CRF post-processing (Kraehenbuehl & Koltun 2011, as in DeepLab v1/v2) with pydensecrf.
+
+    ``eval.crf: true`` is short for ``eval.crf: {enabled: true}`` with the defaults below. The unary is
+    -log(softmax); the image it sees is the de-normalised uint8 RGB. ``workers``: processes of the pool the CRF
+    runs in across images (null = every core; 1 = in this process, no pool); it changes speed, not results.
+    """
+
+    enabled: bool = False
+    iterations: PositiveInt = 5
+    gaussian: GaussianCRF = Field(default_factory=GaussianCRF)
+    bilateral: BilateralCRF = Field(default_factory=BilateralCRF)
+    workers: PositiveInt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bool(cls, data: Any) -> Any:
+        return {"enabled": data} if isinstance(data, bool) else data
+
+
 class EvalConfig(_Strict):
+    """Evaluation only: nothing here changes training, so a study axis over ``eval.*`` reuses one trained model.
+
+    Inference: whole image (``tile: null``) or a sliding window of ``tile`` pixels whose neighbours overlap by
+    ``overlap`` (a fraction of the tile); each of ``scales`` (image resized by that factor) and, with ``flip``,
+    its left-right mirror is predicted, and the class probabilities are averaged at the image's size.
+    ``output_stride``: evaluate at another output stride than training's (null = training's) with the same
+    weights, the backbone's dilations rebuilt; with ``scale_rates`` the head's atrous rates follow
+    (x train OS / eval OS, as DeepLabv3 doubles its ASPP rates at OS 8). Then the optional dense CRF.
+    """
+
     batch_size: PositiveInt = 16
+    output_stride: Literal[8, 16, 32] | None = None
+    scale_rates: bool = True
+    scales: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+    flip: bool = False
+    tile: int | None = Field(default=None, ge=16)
+    overlap: float = Field(default=1 / 3, ge=0, lt=1)
+    crf: CRFConfig = Field(default_factory=CRFConfig)
+
+    @field_validator("scales")
+    @classmethod
+    def _check_scales(cls, scales: list[float]) -> list[float]:
+        for s in scales:
+            if not 0.1 <= s <= 4:
+                raise ValueError(f"every scale must be between 0.1 and 4, got {s}")
+        return scales
 
 
 class Recipe(_Strict):

@@ -135,6 +135,11 @@ class SyntheticSegmentation(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def rgb(self, index: int) -> np.ndarray:
+        """The image as the camera saw it (de-normalised), H x W x 3 uint8, C-contiguous: what a dense CRF needs."""
+        image = denormalize(self.images[index]).mul(255).round().to(torch.uint8)
+        return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = self.images[index], self.labels[index]
         if self.augment and torch.rand(()) < 0.5:

@@ -18,6 +18,7 @@ from ablate.data.datamodule import DataSets, build_datasets, train_loader
 from ablate.models.backbone import BuildError
 from ablate.models.segmenter import build_model
 from ablate.train.evaluate import evaluate
+from ablate.train.inference import build_eval_model, eval_model_config
 from ablate.train.module import SegmentationModule
 
 MODEL_FILE = "model.pt"
@@ -110,14 +111,25 @@ def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: An
     if trained:
         train(recipe, data, train_dir, progress)
     training = json.loads((train_dir / "train.json").read_text())
-    model = build_model(recipe.model, len(data.classes))
-    model.load_state_dict(torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True))
+    return {**evaluate_trained(recipe, data, train_dir), "trained": trained, **training}
+
+
+def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path) -> dict[str, Any]:
+    """Evaluate the model trained in ``train_dir`` with ``recipe.eval`` (inference strategy, eval output stride,
+    CRF) on the validation split: metrics, per-class IoU/accuracy, params and what evaluation ran."""
+    state = torch.load(Path(train_dir) / MODEL_FILE, map_location="cpu", weights_only=True)
+    model = build_eval_model(recipe.model, recipe.eval, len(data.classes), state)
     m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, eval_device(recipe))
+    used = eval_model_config(recipe.model, recipe.eval)
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
         "per_class_iou": dict(zip(data.classes, m["per_class_iou"], strict=True)),
         "per_class_acc": dict(zip(data.classes, m["per_class_acc"], strict=True)),
         "params": count_params(model),
-        "trained": trained,
-        **training,
+        "eval": {
+            "output_stride": used.output_stride,
+            "head": used.head.model_dump(mode="json"),
+            "eval_time_s": m["eval_time_s"],
+            **({"crf_workers": m["crf_workers"]} if "crf_workers" in m else {}),
+        },
     }
