@@ -208,6 +208,41 @@ def table(
     _write_table(loaded, results)
 
 
+@app.command("eval")
+def eval_(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A finished run's folder: results/<study>/runs/<run id>.", show_default=False)
+    ],
+    set_: SetOpt = None,
+) -> None:
+    """Evaluate one finished run again with other evaluation settings (only eval.* keys), e.g.
+    --set eval.crf=true --set eval.output_stride=8 --set eval.scales='[0.75,1,1.25]' --set eval.flip=true.
+
+    The result is written to RUN_DIR/evals/<eval id>.json; the run's own metrics.json (what the study's table
+    reads) is left as it is. Bad input exits with code 2 and a one-line message.
+    """
+    try:
+        overrides = _parse_sets(set_)
+        from ablate.train.eval_run import load_run
+
+        load_run(run_dir, overrides)  # every check before torch is imported
+    except ConfigError as exc:
+        _fail(str(exc))
+    from ablate.train.eval_run import eval_run
+
+    record, path, original = eval_run(run_dir, overrides)
+    table = Table(title=f"{run_dir}  {' '.join(f'{k}={v}' for k, v in overrides.items()) or '(own eval settings)'}")
+    table.add_column("")
+    for title in ("PA", "mAcc", "mIoU", "FWIoU"):
+        table.add_column(title, justify="right")
+    keys = ("pixel_acc", "mean_acc", "miou", "fwiou")
+    if original and original.get("status") == "done":
+        table.add_row("run (metrics.json)", *(f"{100 * original['metrics'][k]:.2f}" for k in keys))
+    table.add_row("this evaluation", *(f"{100 * record['metrics'][k]:.2f}" for k in keys))
+    console.print(table)
+    console.print(f"written to {path}")
+
+
 def main() -> None:  # pragma: no cover - the console script
     app()
 

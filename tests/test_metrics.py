@@ -54,3 +54,67 @@ def test_perfect_and_ignored():
     m.update(torch.tensor([[0, 1, 2, 0]]), gt)
     got = metrics_from_confusion(m.compute())
     assert got["miou"] == 1.0 and got["pixel_acc"] == 1.0 and got["fwiou"] == pytest.approx(1.0)
+
+
+def sklearn_metrics(pred: np.ndarray, gt: np.ndarray, k: int, ignore: int = 255) -> dict:
+    """The same metrics from scikit-learn's confusion matrix (an implementation independent of torchmetrics)."""
+    from sklearn.metrics import confusion_matrix
+
+    keep = gt != ignore
+    cm = confusion_matrix(gt[keep].ravel(), pred[keep].ravel(), labels=list(range(k))).astype(np.float64)
+    tp, n_gt, n_pred = np.diag(cm), cm.sum(1), cm.sum(0)
+    union = n_gt + n_pred - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+        acc = np.where(n_gt > 0, tp / n_gt, np.nan)
+    present = ~np.isnan(iou)
+    return {
+        "pixel_acc": tp.sum() / cm.sum(),
+        "mean_acc": np.nanmean(acc),
+        "miou": iou[present].mean(),
+        "fwiou": (n_gt[present] / cm.sum() * iou[present]).sum(),
+        "per_class_iou": iou,
+        "per_class_acc": acc,
+    }
+
+
+def _random_case(seed: int, k: int = 7):
+    """Random labels with ignored pixels, one class absent from both ground truth and prediction (k-1), one only
+    predicted (k-2, IoU 0, no accuracy) and one only in the ground truth (k-3, IoU 0, accuracy 0)."""
+    rng = np.random.default_rng(seed)
+    gt = rng.choice([c for c in range(k) if c not in (k - 1, k - 2)], size=(4, 17, 23))
+    pred = np.where(rng.random(gt.shape) < 0.7, gt, rng.integers(0, k - 1, size=gt.shape))
+    pred[pred == k - 3] = 0  # k-3 never predicted
+    gt[rng.random(gt.shape) < 0.15] = 255
+    return pred, gt
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_against_sklearn_and_numpy(seed):
+    k = 7
+    pred, gt = _random_case(seed, k)
+    metric = confusion_metric(k)
+    for i in range(len(gt)):
+        metric.update(torch.from_numpy(pred[i]), torch.from_numpy(gt[i]))
+    got = metrics_from_confusion(metric.compute())
+    want, ref = sklearn_metrics(pred, gt, k), reference(pred, gt, k)
+    for key in ("pixel_acc", "mean_acc", "miou", "fwiou"):
+        assert got[key] == pytest.approx(want[key], abs=1e-6), key
+        assert got[key] == pytest.approx(ref[key], abs=1e-6), key
+    np.testing.assert_allclose(got["per_class_iou"], want["per_class_iou"], atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(got["per_class_acc"], want["per_class_acc"], atol=1e-6, equal_nan=True)
+    iou, acc = got["per_class_iou"], got["per_class_acc"]
+    assert np.isnan(iou[k - 1]) and np.isnan(acc[k - 1])  # absent from both: left out of every mean
+    assert iou[k - 2] == 0 and np.isnan(acc[k - 2])  # only predicted: IoU 0 counts, no accuracy
+    assert iou[k - 3] == 0 and acc[k - 3] == 0  # only in ground truth: both 0 and counted
+
+
+def test_ignored_pixels_do_not_count():
+    """Whatever is predicted on an ignored pixel changes nothing."""
+    pred, gt = _random_case(0)
+    a, b = confusion_metric(7), confusion_metric(7)
+    a.update(torch.from_numpy(pred), torch.from_numpy(gt))
+    scrambled = np.where(gt == 255, (pred + 3) % 7, pred)
+    b.update(torch.from_numpy(scrambled), torch.from_numpy(gt))
+    assert torch.equal(a.compute(), b.compute())
+    assert int(a.compute().sum()) == int((gt != 255).sum())

@@ -1,0 +1,251 @@
+"""Evaluation: inference strategies, eval output stride, dense CRF, eval-only config keys, `ablate eval`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ablate.config import CRFConfig, EvalConfig, ModelConfig, Recipe, validate
+from ablate.data.synthetic import SyntheticSegmentation, make_sample
+from ablate.errors import ConfigError
+from ablate.models.params import ASPPParams
+from ablate.models.segmenter import build_model
+from ablate.study.grid import Run, stable_hash
+from ablate.train.crf import CRFPool, dense_crf
+from ablate.train.evaluate import evaluate
+from ablate.train.inference import build_eval_model, eval_model_config, predict, sliding_window
+
+K = 5
+MODEL = ModelConfig(backbone="test_resnet", output_stride=16, head=ASPPParams(rates=[2, 4], channels=16))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two OpenMP threads can be 100x slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def net(one_thread) -> nn.Module:
+    """The tiny model, trained for a few seconds so that its predictions are neither constant nor perfect."""
+    torch.manual_seed(0)
+    model = build_model(MODEL, K).train()
+    data = SyntheticSegmentation("train", 32, 48, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(60):
+        i = torch.randint(0, 32, (8,))
+        loss = nn.functional.cross_entropy(model(data.images[i]), data.labels[i], ignore_index=255)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+class Pointwise(nn.Module):
+    """A 1x1 conv net: its prediction at a pixel depends on that pixel only."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv2d(3, K, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+# ------------------------------------------------------------------------------------------- inference
+def test_sliding_window_covering_the_image_is_whole_image(net):
+    images = torch.randn(2, 3, 48, 48)
+    whole = predict(net, images, EvalConfig())
+    for tile in (48, 64):  # the window covers the image (a window is never larger than the image)
+        assert torch.equal(predict(net, images, EvalConfig(tile=tile)), whole)
+    # an image larger than the crop: tiles differ from the whole image, but stay probabilities of the right size
+    tiled = predict(net, images, EvalConfig(tile=32, overlap=0.5))
+    assert tiled.shape == whole.shape and not torch.allclose(tiled, whole)
+    assert torch.allclose(tiled.sum(1), torch.ones(2, 48, 48), atol=1e-5)
+
+
+@pytest.mark.parametrize("tile,overlap,size", [(32, 0.5, (80, 72)), (24, 0.0, (50, 50)), (40, 1 / 3, (41, 100))])
+def test_sliding_window_stitches_exactly(tile, overlap, size):
+    """With a pointwise net every window agrees with the whole image where it overlaps, so any tiling, even
+    a ragged one, must give the whole-image probabilities back: checks window placement and averaging."""
+    model = Pointwise()
+    images = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        whole = model(images).softmax(1)
+    assert torch.allclose(sliding_window(model, images, tile, overlap), whole, atol=1e-6)
+
+
+def test_multiscale_and_flip(net):
+    images = torch.randn(2, 3, 45, 53)  # odd sizes: every scale is resized back to 45 x 53
+    plain = predict(net, images, EvalConfig())
+    ms = predict(net, images, EvalConfig(scales=[0.5, 0.75, 1.25], flip=True))
+    assert ms.shape == plain.shape and not torch.allclose(ms, plain)
+    assert torch.allclose(ms.sum(1), torch.ones(2, 45, 53), atol=1e-5)
+    assert torch.equal(predict(net, images, EvalConfig(scales=[1.0, 1.0])), plain)
+    # flip averages the prediction of the mirrored image, mirrored back
+    flipped = net(images.flip(-1)).softmax(1).flip(-1)
+    assert torch.allclose(predict(net, images, EvalConfig(flip=True)), (plain + flipped) / 2, atol=1e-6)
+    pointwise = Pointwise()  # mirror-equivariant: flip changes nothing
+    with torch.no_grad():
+        assert torch.allclose(predict(pointwise, images, EvalConfig(flip=True)), pointwise(images).softmax(1))
+
+
+def test_eval_output_stride_same_weights_other_numbers(net):
+    ev8 = EvalConfig(output_stride=8)
+    cfg8 = eval_model_config(MODEL, ev8)
+    assert cfg8.output_stride == 8 and cfg8.head.rates == [4, 8]  # rates doubled, as DeepLabv3 does at OS 8
+    assert eval_model_config(MODEL, EvalConfig(output_stride=8, scale_rates=False)).head.rates == [2, 4]
+    assert eval_model_config(MODEL, EvalConfig(output_stride=16)) == MODEL
+    model8 = build_eval_model(MODEL, ev8, K, net.state_dict())  # strict load: no shape changed
+    for (name, a), (_, b) in zip(net.state_dict().items(), model8.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    def dilations(model):
+        return {m.dilation for m in model.backbone.modules() if isinstance(m, nn.Conv2d)}
+
+    assert dilations(net) == {(1, 1), (2, 2)} and dilations(model8) == {(1, 1), (2, 2), (4, 4)}
+    data = SyntheticSegmentation("val", 8, 64, seed=0)
+    m16 = evaluate(net, data, EvalConfig(batch_size=4), K)
+    m8 = evaluate(model8, data, EvalConfig(batch_size=4, output_stride=8), K)
+    assert m8["miou"] != m16["miou"]
+    images = data.images[:2]
+    assert not torch.allclose(predict(net, images, EvalConfig()), predict(model8, images, ev8))
+
+
+# ------------------------------------------------------------------------------------------- dense CRF
+def _noisy(label: np.ndarray, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    onehot = np.eye(K, dtype=np.float32)[np.where(label < K, label, 0)].transpose(2, 0, 1)
+    p = 0.5 * onehot + rng.random(onehot.shape, dtype=np.float32)
+    return p / p.sum(0, keepdims=True)
+
+
+def test_rgb_is_the_denormalised_uint8_image():
+    data = SyntheticSegmentation("val", 2, 40, seed=3)
+    rgb = data.rgb(1)
+    assert rgb.dtype == np.uint8 and rgb.shape == (40, 40, 3) and rgb.flags["C_CONTIGUOUS"]
+    image, _ = make_sample(3, "val", 1, 40)
+    assert np.abs(rgb.astype(int) - np.round(image * 255).astype(int)).max() <= 1
+
+
+def test_dense_crf_cleans_up_noise():
+    data = SyntheticSegmentation("val", 2, 64, seed=0)
+    label = data.labels[0].numpy()
+    probs = _noisy(label)
+    q = dense_crf(probs, data.rgb(0), CRFConfig(enabled=True))
+    assert q.shape == probs.shape and np.allclose(q.sum(0), 1, atol=1e-4)
+    keep = label != 255
+    before = (probs.argmax(0) == label)[keep].mean()
+    after = (q.argmax(0) == label)[keep].mean()
+    assert after > before + 0.1
+
+
+def test_crf_pool_matches_one_worker():
+    data = SyntheticSegmentation("val", 6, 48, seed=1)
+    items = [(_noisy(data.labels[i].numpy(), i), data.rgb(i)) for i in range(6)]
+    cfg = CRFConfig(enabled=True, iterations=3)
+    with CRFPool(cfg, 1) as one, CRFPool(cfg, 2) as two:
+        serial = list(one.imap(items))
+        assert all(np.array_equal(a, b) for a, b in zip(serial, two.imap(items), strict=True))
+        assert all(np.array_equal(a, b) for a, b in zip(serial, two.submit(items), strict=True))
+
+
+def test_evaluate_with_crf(net):
+    data = SyntheticSegmentation("val", 6, 48, seed=0)
+    off = evaluate(net, data, EvalConfig(batch_size=4), K)
+    on1 = evaluate(net, data, EvalConfig(batch_size=4, crf=CRFConfig(enabled=True, workers=1)), K)
+    on2 = evaluate(net, data, EvalConfig(batch_size=4, crf=CRFConfig(enabled=True, workers=2)), K)
+    assert on1["miou"] == on2["miou"] and on1["per_class_iou"] == on2["per_class_iou"]
+    assert on1["miou"] != off["miou"] and on2["crf_workers"] == 2
+
+
+# ------------------------------------------------------------------------------------------- config
+def test_eval_keys_are_eval_only():
+    base = Recipe().model_dump(mode="json")
+    assert Recipe.model_validate({"eval": {"crf": True}}).eval.crf.enabled
+    variants = [
+        {"crf": True},
+        {"crf": {"enabled": True, "iterations": 10, "bilateral": {"srgb": 5}}},
+        {"output_stride": 8},
+        {"scales": [0.5, 1.0, 1.5], "flip": True},
+        {"tile": 64, "overlap": 0.5},
+    ]
+    ids = {Run("x", 0, {}, base).train_id}
+    for v in variants:
+        config = Recipe.model_validate({"eval": v}).model_dump(mode="json")
+        ids.add(Run(stable_hash(config), 0, {}, config).train_id)
+    assert len(ids) == 1
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"crf": {"iterations": 0}}, "eval.crf.iterations: Input should be greater than 0"),
+        ({"crf": {"bilaterl": {}}}, "unknown key 'bilaterl' (did you mean 'bilateral'?)"),
+        ({"output_stride": 4}, "eval.output_stride: Input should be 8, 16 or 32"),
+        ({"scales": [0.0]}, "eval.scales: Value error, every scale must be between 0.1 and 4"),
+        ({"overlap": 1.0}, "eval.overlap: Input should be less than 1"),
+    ],
+)
+def test_bad_eval_keys_one_line(bad, message):
+    with pytest.raises(ConfigError) as err:
+        validate(Recipe, {"eval": bad}, "r.yaml")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------- end to end
+STUDY = """
+name: ev
+recipe: recipe.yaml
+set: {train.steps: 2, eval.crf.iterations: 2}
+axes:
+  eval.output_stride: [16, 8]
+  eval.crf.enabled: [false, true]
+table: {rows: eval.output_stride, columns: eval.crf.enabled}
+"""
+
+
+def test_eval_axes_train_once_and_ablate_eval(tiny_study, tmp_path):
+    study = tiny_study(STUDY)
+    results = tmp_path / "results"
+    cli = [sys.executable, "-m", "ablate.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [*cli, "run", str(study), "-r", str(results)], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "4 runs (1 trainings)" in out.stdout and out.stdout.count("(trained)") == 1
+    assert len(list((results / "ev" / "trainings").iterdir())) == 1
+    runs = sorted((results / "ev" / "runs").iterdir())
+    records = {r: json.loads((r / "metrics.json").read_text()) for r in runs}
+    by_axes = {(rec["axes"]["eval.output_stride"], rec["axes"]["eval.crf.enabled"]): rec for rec in records.values()}
+    assert by_axes[(8, False)]["eval"]["output_stride"] == 8 and by_axes[(8, False)]["eval"]["head"]["rates"] == [4, 8]
+    assert "crf_workers" in by_axes[(16, True)]["eval"] and "crf_workers" not in by_axes[(16, False)]["eval"]
+
+    run = next(r for r, rec in records.items() if rec["axes"] == {"eval.output_stride": 16, "eval.crf.enabled": False})
+    before = (run / "metrics.json").read_bytes()
+    sets = ["--set", "eval.output_stride=8", "--set", "eval.crf.enabled=false"]
+    out = subprocess.run([*cli, "eval", str(run), *sets], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (run / "metrics.json").read_bytes() == before  # the run's own record is left alone
+    (written,) = (run / "evals").glob("*.json")
+    again = json.loads(written.read_text())
+    assert again["metrics"] == by_axes[(8, False)]["metrics"]  # same settings as the study's run: same numbers
+    assert again["overrides"] == {"eval.output_stride": 8, "eval.crf.enabled": False}
+
+    bad = subprocess.run(
+        [*cli, "eval", str(run), "--set", "model.output_stride=8"], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2 and "only eval.* keys" in bad.stderr and bad.stderr.count("\n") == 1
+    bad = subprocess.run([*cli, "eval", str(tmp_path)], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "not a run folder" in bad.stderr
