@@ -20,3 +20,10 @@ def lint(session: nox.Session) -> None:
     """ruff over the package, the tests and this file."""
     session.install("ruff>=0.5")
     session.run("ruff", "check", "ablate", "tests", "noxfile.py")
+
+
+@nox.session
+def bench_crf(session: nox.Session) -> None:
+    """Time the dense CRF over the embedded validation set with 1 worker and with the pool (every core)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "ablate.train.crf", *session.posargs)

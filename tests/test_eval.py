@@ -42,7 +42,7 @@ def net(one_thread) -> nn.Module:
     model = build_model(MODEL, K).train()
     data = SyntheticSegmentation("train", 32, 48, seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(60):
+    for _ in range(60):
         i = torch.randint(0, 32, (8,))
         loss = nn.functional.cross_entropy(model(data.images[i]), data.labels[i], ignore_index=255)
         opt.zero_grad()
