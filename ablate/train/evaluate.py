@@ -46,7 +46,9 @@ def evaluate(
     started = time.perf_counter()
     model.eval().to(device)
     confusion = confusion_metric(num_classes, ignore_index).to(device)
-    pool = CRFPool(cfg.crf) if cfg.crf.enabled else None
+    pool = CRFPool(cfg.crf, shared=True) if cfg.crf.enabled else None
+    if pool is not None:
+        pool.start()  # before the first batch: the workers are ready when its probabilities are
     pending: tuple[Any, torch.Tensor] | None = None
 
     def finish(job: tuple[Any, torch.Tensor]) -> None:
