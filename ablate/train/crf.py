@@ -29,6 +29,17 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def require_pydensecrf() -> None:
+    """Fail early, in one line, where the dense CRF is asked for but not installed."""
+    try:
+        import pydensecrf.densecrf  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"eval.crf needs pydensecrf ({exc}); install it with: pip install pydensecrf2==1.1 "
+            "(built from source: needs g++ and the Python headers)"
+        ) from None
+
+
 def dense_crf(probs: np.ndarray, rgb: np.ndarray, cfg: CRFConfig) -> np.ndarray:
     """Refine one image's class probabilities (K x H x W, summing to 1 over K) with a dense CRF on ``rgb``
     (H x W x 3 uint8). Returns the CRF's marginals, K x H x W float32."""
@@ -91,6 +102,7 @@ class CRFPool:
     """
 
     def __init__(self, cfg: CRFConfig, workers: int | None = None, shared: bool = False):
+        require_pydensecrf()
         self.cfg = cfg
         self.workers = max(1, workers or cfg.workers or available_cores())
         self.shared = shared
