@@ -241,6 +241,19 @@ def _main(argv: list[str] | None = None) -> None:
                 f"  workers={n}: {wall:.3f} s wall, {cpu:.3f} s CPU  ({len(rgbs) / wall:.1f} images/s, "
                 f"speed-up {base / wall:.2f}x)"
             )
+    if args.model:  # the whole evaluation: network (one torch thread) + CRF, as `ablate run` / `ablate eval` do
+        from ablate.train.evaluate import evaluate
+
+        torch.set_num_threads(1)
+        print("whole evaluation (network + CRF; shared pool, started inside each evaluation's first call):")
+        for n in workers:
+            ev = recipe.eval.model_copy(update={"crf": cfg.model_copy(update={"workers": n})})
+            best = float("inf")
+            for _ in range(args.repeats):
+                _close_shared()  # count the pool's start, as a single `ablate eval` would
+                m = evaluate(model, val, ev, k, data.ignore_index)
+                best = min(best, m["eval_time_s"])
+            print(f"  workers={n}: {best:.3f} s  (mIoU {100 * m['miou']:.2f})")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
