@@ -110,6 +110,7 @@ def test_eval_output_stride_same_weights_other_numbers(net):
     model8 = build_eval_model(MODEL, ev8, K, net.state_dict())  # strict load: no shape changed
     for (name, a), (_, b) in zip(net.state_dict().items(), model8.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
     def dilations(model):
         return {m.dilation for m in model.backbone.modules() if isinstance(m, nn.Conv2d)}
 
