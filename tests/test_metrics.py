@@ -118,3 +118,34 @@ def test_ignored_pixels_do_not_count():
     b.update(torch.from_numpy(scrambled), torch.from_numpy(gt))
     assert torch.equal(a.compute(), b.compute())
     assert int(a.compute().sum()) == int((gt != 255).sum())
+
+
+def _ddp_worker(rank: int, world: int, init: str, pred: np.ndarray, gt: np.ndarray, out) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    metric = confusion_metric(7)
+    metric.update(torch.from_numpy(pred[rank::world]), torch.from_numpy(gt[rank::world]))  # this rank's images
+    out.put((rank, metric.compute().numpy()))
+    dist.destroy_process_group()
+
+
+def test_confusion_is_summed_across_processes(tmp_path):
+    """Under DDP each process sees part of the images; compute() sums the confusion matrices (gloo, 2 processes)."""
+    import multiprocessing as mp
+
+    pred, gt = _random_case(3)
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    init = f"file://{tmp_path / 'rendezvous'}"
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, init, pred, gt, out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    whole = confusion_metric(7)
+    whole.update(torch.from_numpy(pred), torch.from_numpy(gt))
+    for rank in range(2):
+        np.testing.assert_array_equal(results[rank], whole.compute().numpy())
