@@ -167,15 +167,15 @@ def benchmark(
     workers: list[int],
     repeats: int = 3,
     warm: bool = False,
-) -> dict[int, tuple[float, float]]:
-    """For each number of workers, the best-of-``repeats`` wall time (s) to CRF every image and the CPU time (s,
-    this process and its workers) of that repeat. Cold (default): a new pool each time, its start and shutdown
-    timed (one ``ablate eval``). ``warm``: the processes are started before the clock starts (the shared pool a
-    study's later evaluations reuse); CPU time is then not measurable and reported as NaN."""
-    times: dict[int, tuple[float, float]] = {}
-    for n in workers:
-        best = (float("inf"), 0.0)
-        for _ in range(repeats):
+) -> dict[int, tuple[float, float, float]]:
+    """For each number of workers: the best and the median wall time (s) over ``repeats`` to CRF every image, and
+    the CPU time (s, this process and its workers) of the best. Repeats alternate between the worker counts, so
+    a change in the machine's load hits all of them alike. Cold (default): a new pool each time, its start and
+    shutdown timed (one ``ablate eval``). ``warm``: the processes are started before the clock starts (the shared
+    pool a study's later evaluations reuse); the workers' CPU time is then not measurable (NaN)."""
+    runs: dict[int, list[tuple[float, float]]] = {n: [] for n in workers}
+    for _ in range(repeats):
+        for n in workers:
             pool = CRFPool(cfg, n)
             if warm:
                 pool.start()
@@ -185,10 +185,13 @@ def benchmark(
             wall_warm = time.perf_counter() - started
             pool.close()
             wall = wall_warm if warm else time.perf_counter() - started
-            cpu = float("nan") if warm and n > 1 else _cpu_seconds() - cpu
-            best = min(best, (wall, cpu))
-        times[n] = best
-    return times
+            runs[n].append((wall, float("nan") if warm and n > 1 else _cpu_seconds() - cpu))
+    out = {}
+    for n, values in runs.items():
+        walls = sorted(w for w, _ in values)
+        best = min(values)
+        out[n] = (best[0], walls[len(walls) // 2], best[1])
+    return out
 
 
 def _main(argv: list[str] | None = None) -> None:
@@ -235,11 +238,11 @@ def _main(argv: list[str] | None = None) -> None:
     for warm in (False, True):
         print("warm pool (started before timing):" if warm else "cold pool (start and shutdown timed):")
         times = benchmark(probs, rgbs, cfg, workers, args.repeats, warm=warm)
-        base = times[min(times)][0]
-        for n, (wall, cpu) in times.items():
+        base, base_median = times[min(times)][:2]
+        for n, (wall, median, cpu) in times.items():
             print(
-                f"  workers={n}: {wall:.3f} s wall, {cpu:.3f} s CPU  ({len(rgbs) / wall:.1f} images/s, "
-                f"speed-up {base / wall:.2f}x)"
+                f"  workers={n}: best {wall:.3f} s (CPU {cpu:.3f} s, {len(rgbs) / wall:.1f} images/s, speed-up "
+                f"{base / wall:.2f}x), median {median:.3f} s (speed-up {base_median / median:.2f}x)"
             )
     if args.model:  # the whole evaluation: network (one torch thread) + CRF, as `ablate run` / `ablate eval` do
         from ablate.train.evaluate import evaluate
