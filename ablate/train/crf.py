@@ -64,9 +64,13 @@ def dense_crf(probs: np.ndarray, rgb: np.ndarray, cfg: CRFConfig) -> np.ndarray:
     return np.asarray(q, dtype=np.float32).reshape(k, h, w)
 
 
-def _crf_labels(args: tuple[np.ndarray, np.ndarray, CRFConfig]) -> np.ndarray:
-    probs, rgb, cfg = args
+def _crf_labels(args: tuple[np.ndarray, np.ndarray, str]) -> np.ndarray:
+    probs, rgb, cfg_json = args  # the config travels as JSON: cheaper to pickle than the pydantic model
+    cfg = _CFG_CACHE.get(cfg_json) or _CFG_CACHE.setdefault(cfg_json, CRFConfig.model_validate_json(cfg_json))
     return dense_crf(probs, rgb, cfg).argmax(0).astype(np.uint8)
+
+
+_CFG_CACHE: dict[str, CRFConfig] = {}
 
 
 class _Lazy:
@@ -104,6 +108,7 @@ class CRFPool:
     def __init__(self, cfg: CRFConfig, workers: int | None = None, shared: bool = False):
         require_pydensecrf()
         self.cfg = cfg
+        self._cfg_json = cfg.model_dump_json()
         self.workers = max(1, workers or cfg.workers or available_cores())
         self.shared = shared
         self._pool: Any = None
@@ -138,7 +143,7 @@ class CRFPool:
     def submit(self, items: list[tuple[np.ndarray, np.ndarray]]) -> Iterable[np.ndarray]:
         """Start the CRF on a batch of (probabilities, rgb) now; iterate the result for its labels, in order.
         With one worker the work is done here and now."""
-        jobs = [(p, r, self.cfg) for p, r in items]
+        jobs = [(p, r, self._cfg_json) for p, r in items]
         if self.workers == 1:
             return [_crf_labels(j) for j in jobs]
         chunk = max(1, len(jobs) // (2 * self.workers))
@@ -146,7 +151,7 @@ class CRFPool:
 
     def imap(self, items: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
         """Labels (H x W uint8) for each (probabilities K x H x W, rgb H x W x 3 uint8), in input order."""
-        jobs = ((p, r, self.cfg) for p, r in items)
+        jobs = ((p, r, self._cfg_json) for p, r in items)
         if self.workers == 1:
             return map(_crf_labels, jobs)
         return self.start().imap(_crf_labels, jobs, chunksize=4)
