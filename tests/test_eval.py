@@ -65,14 +65,15 @@ class Pointwise(nn.Module):
 
 # ------------------------------------------------------------------------------------------- inference
 def test_sliding_window_covering_the_image_is_whole_image(net):
-    images = torch.randn(2, 3, 48, 48)
+    """The net is trained on 48-pixel crops; the validation images are larger (64). A window that covers the image
+    gives exactly the whole-image prediction; crop-sized windows give another, valid one."""
+    images = SyntheticSegmentation("val", 2, 64, seed=0).images
     whole = predict(net, images, EvalConfig())
-    for tile in (48, 64):  # the window covers the image (a window is never larger than the image)
+    for tile in (64, 96):  # the window covers the image (a window is never larger than the image)
         assert torch.equal(predict(net, images, EvalConfig(tile=tile)), whole)
-    # an image larger than the crop: tiles differ from the whole image, but stay probabilities of the right size
-    tiled = predict(net, images, EvalConfig(tile=32, overlap=0.5))
+    tiled = predict(net, images, EvalConfig(tile=48, overlap=0.5))  # windows of the training crop's size
     assert tiled.shape == whole.shape and not torch.allclose(tiled, whole)
-    assert torch.allclose(tiled.sum(1), torch.ones(2, 48, 48), atol=1e-5)
+    assert torch.allclose(tiled.sum(1), torch.ones(2, 64, 64), atol=1e-5)
 
 
 @pytest.mark.parametrize("tile,overlap,size", [(32, 0.5, (80, 72)), (24, 0.0, (50, 50)), (40, 1 / 3, (41, 100))])
