@@ -251,3 +251,19 @@ def test_eval_axes_train_once_and_ablate_eval(tiny_study, tmp_path):
     assert bad.returncode == 2 and "only eval.* keys" in bad.stderr and bad.stderr.count("\n") == 1
     bad = subprocess.run([*cli, "eval", str(tmp_path)], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "not a run folder" in bad.stderr
+
+
+def test_eval_output_stride_checked_before_training(tiny_study):
+    """A backbone that cannot dilate is refused at the eval output stride too, naming the eval axis."""
+    from ablate.cli import _preflight
+    from ablate.config import load_study
+    from ablate.study.grid import expand
+
+    study = tiny_study(
+        "name: v\nrecipe: recipe.yaml\n"
+        "set: {model.backbone: vgg11, model.output_stride: 32, model.head: {name: none, channels: 8}}\n"
+        "axes: {eval.output_stride: [32, 8]}\n"
+    )
+    loaded = load_study(study)
+    with pytest.raises(ConfigError, match=r"axes\.eval\.output_stride: backbone 'vgg11' cannot run at output stride 8"):
+        _preflight(loaded, expand(loaded))
