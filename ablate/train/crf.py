@@ -154,7 +154,7 @@ class CRFPool:
         jobs = ((p, r, self._cfg_json) for p, r in items)
         if self.workers == 1:
             return map(_crf_labels, jobs)
-        return self.start().imap(_crf_labels, jobs, chunksize=4)
+        return self.start().imap(_crf_labels, jobs, chunksize=8)
 
 
 def _cpu_seconds() -> float:
