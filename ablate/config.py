@@ -62,6 +62,7 @@ class TrainConfig(_Strict):
     devices: PositiveInt = 1
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     log_every: PositiveInt = 10
+    checkpoint_every: PositiveInt = 100  # steps between resumable checkpoints (trainings/<id>/last.ckpt)
 
 
 class EvalConfig(_Strict):
@@ -95,6 +96,17 @@ class TableConfig(_Strict):
         return data
 
 
+class ScaleRule(_Strict):
+    """Coupled axes: values of ``scale`` are written as they apply at ``with == reference`` and are scaled by
+    ``reference / value of with`` in every run (DeepLab's ASPP rates (6, 12, 18) at output stride 16 become
+    (12, 24, 36) at 8). Scaled numbers are rounded to integers, at least 1."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    scale: str
+    with_: str = Field(alias="with")
+    reference: float = Field(gt=0)
+
+
 class Study(_Strict):
     """A recipe plus the axes to vary. Axis keys are dotted paths into the recipe."""
 
@@ -103,6 +115,10 @@ class Study(_Strict):
     recipe: str
     set: dict[str, Any] = Field(default_factory=dict)  # fixed overrides applied to every run
     axes: dict[str, list[Any]] = Field(default_factory=dict)
+    zip: list[list[str]] = Field(default_factory=list)  # groups of axes whose values move together
+    rules: list[ScaleRule] = Field(default_factory=list)
+    include: list[dict[str, Any]] = Field(default_factory=list)  # extra combinations (other axes: baseline)
+    exclude: list[dict[str, Any]] = Field(default_factory=list)  # combinations matching all given values
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     baseline: dict[str, Any] = Field(default_factory=dict)
     table: TableConfig = Field(default_factory=TableConfig)
@@ -263,6 +279,62 @@ def _check_override(base: dict[str, Any], key: str, value: Any, source: str) -> 
         raise ConfigError(f"{source}: {msg} (recipe key {err_key})") from None
 
 
+def _not_axis(study: Study, source: str, where: str, key: str) -> ConfigError:
+    return ConfigError(
+        f"{source}: {where}: '{key}' is not an axis{did_you_mean(key, study.axes)}; "
+        f"axes: {', '.join(study.axes) or 'none'}"
+    )
+
+
+def scale_value(value: Any, factor: float) -> Any:
+    """Multiply a number or a list of numbers by ``factor``; results rounded to integers (at least 1)."""
+    if isinstance(value, list | tuple):
+        return [scale_value(v, factor) for v in value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"cannot scale {value!r}: rules scale numbers or lists of numbers")
+    return max(1, round(value * factor))
+
+
+def _check_grid(study: Study, base: dict[str, Any], source: str) -> None:
+    seen: set[str] = set()
+    for i, group in enumerate(study.zip):
+        for key in group:
+            if key not in study.axes:
+                raise _not_axis(study, source, f"zip[{i}]", key)
+            if key in seen:
+                raise ConfigError(f"{source}: zip[{i}]: '{key}' is already zipped with other axes")
+            seen.add(key)
+        lengths = {key: len(study.axes[key]) for key in group}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+            raise ConfigError(f"{source}: zip[{i}]: zipped axes need as many values each ({shown})")
+    for i, rule in enumerate(study.rules):
+        if rule.scale not in study.axes:
+            raise _not_axis(study, source, f"rules[{i}].scale", rule.scale)
+        withs = study.axes.get(rule.with_)
+        if withs is None:
+            try:
+                withs = [get_dotted(base, rule.with_)]
+            except (KeyError, TypeError):
+                raise _not_axis(study, source, f"rules[{i}].with", rule.with_) from None
+        for w in withs:
+            if isinstance(w, bool) or not isinstance(w, int | float) or w <= 0:
+                raise ConfigError(f"{source}: rules[{i}].with: values of '{rule.with_}' must be positive numbers")
+            for value in study.axes[rule.scale]:
+                try:
+                    scaled = scale_value(value, rule.reference / w)
+                except TypeError as exc:
+                    raise ConfigError(f"{source}: rules[{i}].scale: {exc}") from None
+                _check_override(base, rule.scale, scaled, f"{source}: rules[{i}]")
+    for where, entries in (("include", study.include), ("exclude", study.exclude)):
+        for i, entry in enumerate(entries):
+            for key, value in entry.items():
+                if key not in study.axes:
+                    raise _not_axis(study, source, f"{where}[{i}]", key)
+                if where == "include":
+                    _check_override(base, key, value, f"{source}: include[{i}].{key}")
+
+
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> LoadedStudy:
     """Load and validate a study, its recipe, its fixed ``set:`` overrides, every axis value and the CLI's
     ``overrides`` (``--set``). Raises ``ConfigError`` with one line naming the file and the key."""
@@ -290,19 +362,14 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
             raise ConfigError(f"{path}: axes.{key}: an axis needs at least one value")
         for value in values:
             _check_override(base, key, value, f"{path}: axes.{key}")
+    _check_grid(study, base, str(path))
     for key in study.baseline:
         if key not in study.axes:
-            raise ConfigError(
-                f"{path}: baseline.{key}: not an axis{did_you_mean(key, study.axes)}; "
-                f"axes: {', '.join(study.axes) or 'none'}"
-            )
+            raise _not_axis(study, str(path), f"baseline.{key}", key)
     for where, keys in (("table.rows", study.table.rows), ("table.columns", study.table.columns)):
         for key in keys:
             if key not in study.axes and key != "seed":
-                raise ConfigError(
-                    f"{path}: {where}: '{key}' is not an axis{did_you_mean(key, study.axes)}; "
-                    f"axes: {', '.join(study.axes) or 'none'}"
-                )
+                raise _not_axis(study, str(path), where, key)
     return LoadedStudy(
         path=str(path), study=study, recipe_path=str(shown), recipe=base, overrides=dict(overrides or {})
     )
