@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +17,15 @@ import yaml
 
 from ablate.study.grid import Run
 
+FAULT_ENV = "ABLATE_FAULT_KILL_BEFORE_RENAME"
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the crash tests: SIGKILL this process when ``$ABLATE_FAULT_KILL_BEFORE_RENAME`` names
+    the file about to be renamed into place (its temporary copy is written, the rename has not happened)."""
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 def atomic_write(path: Path, text: str) -> None:
     """Write to a temporary file in the same folder, then rename: readers see the old or the new file."""
@@ -26,6 +36,7 @@ def atomic_write(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        fault_point(path.name)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -79,6 +90,8 @@ class Store:
     def prepare(self, run: Run) -> Path:
         d = self.run_dir(run)
         d.mkdir(parents=True, exist_ok=True)
+        for stale in d.glob(".*.tmp"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
         record = {"id": run.id, "seed": run.seed, "axes": run.axes, "config": run.config}
         atomic_write(d / "config.yaml", yaml.safe_dump(record, sort_keys=False))
         return d

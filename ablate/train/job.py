@@ -17,6 +17,7 @@ from ablate.config import ModelConfig, Recipe
 from ablate.data.datamodule import DataSets, build_datasets, train_loader
 from ablate.models.backbone import BuildError
 from ablate.models.segmenter import build_model
+from ablate.study.store import atomic_write, fault_point
 from ablate.train.evaluate import evaluate
 from ablate.train.module import SegmentationModule
 
@@ -50,6 +51,7 @@ class AtomicCheckpoint(L.Callback):
             tmp = self.path.with_name(f".{self.path.name}.tmp")
             trainer.save_checkpoint(tmp)
             if trainer.is_global_zero:
+                fault_point(self.path.name)
                 os.replace(tmp, self.path)
 
 
@@ -88,6 +90,7 @@ def eval_device(recipe: Recipe) -> torch.device:
 def save_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
+    fault_point(path.name)
     os.replace(tmp, path)
 
 
@@ -125,9 +128,7 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None)
     trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from)
     save_atomic(module.model.state_dict(), train_dir / MODEL_FILE)
     record = {"steps": trainer.global_step, "train_time_s": round(time.monotonic() - started, 2), "resumed_from": start}
-    tmp = train_dir / ".train.json.tmp"
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, train_dir / "train.json")
+    atomic_write(train_dir / "train.json", json.dumps(record))
     return record
 
 
