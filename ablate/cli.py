@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ablate.config import LoadedStudy, load_study
@@ -140,7 +141,7 @@ def run(
         gpus = len(visible_gpus())
         per_job = max((int(r.config["train"]["devices"]) for r in runs), default=1)
         max_parallel = max(1, gpus // per_job) if gpus else 1
-    if max_parallel > 1:
+    if max_parallel > 1 or any(int(r.config["train"]["devices"]) > 1 for r in todo):
         summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed, max_parallel)
     else:
         from ablate.train.job import run_job
@@ -152,7 +153,7 @@ def run(
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed[/red] (ablate run --retry-failed to run them again):")
         for r in failed:
-            console.print(f"  {r.id}  {r.label}: {(store.read_metrics(r) or {}).get('error', '')}")
+            console.print(f"  {r.id}  {escape(r.label)}: {escape((store.read_metrics(r) or {}).get('error', ''))}")
     if summary.busy:
         console.print(f"{len(summary.busy)} run(s) are being run by another process; run again when it is done.")
     if failed or not_done:
@@ -177,7 +178,7 @@ def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt 
     for r in runs:
         if states[r.id] in ("running", "failed"):
             detail = (store.read_metrics(r) or {}).get("error", "") if states[r.id] == "failed" else ""
-            console.print(f"  {states[r.id]:8} {r.id}  {r.label}  {detail}")
+            console.print(f"  {states[r.id]:8} {r.id}  {escape(r.label)}  {escape(detail)}")
 
 
 def _preflight(loaded: LoadedStudy, runs) -> None:

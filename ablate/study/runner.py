@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from rich.markup import escape
+
 from ablate.config import LoadedStudy
 from ablate.study.executors import Item, LocalPool
 from ablate.study.grid import Run, expand
@@ -131,16 +133,17 @@ def run_study(
             console.print(f"    [green]{shown}[/green] in {_fmt_time(record.get('duration_s', 0))} ({how})")
             summary.done.append(run)
         elif status == "failed":
-            console.print(f"    [red]failed[/red]: {record.get('error')}")
+            console.print(f"    [red]failed[/red]: {escape(str(record.get('error')))}")
             summary.failed.append((run, record.get("error", "")))
         else:
             console.print(f"    [yellow]skipped[/yellow]: another process is running {run.id}")
             summary.busy.append(run)
 
     items = [Item(i, run, store.prepare(run), store.training_dir(run)) for i, run in enumerate(todo, start=1)]
-    if max_parallel > 1:
+    multi_process = any(int(r.config["train"].get("devices", 1)) > 1 for r in todo)
+    if max_parallel > 1 or multi_process:  # a DDP job re-launches its command per rank: it needs its own process
         if not isinstance(job, str):
-            raise TypeError("max_parallel > 1 needs the job as an import string")
+            raise TypeError("worker processes need the job as an import string")
         pool = LocalPool(max_parallel, job, console)
         pool.run(items, len(todo), lambda item: report(item.run, store.read_metrics(item.run) or {}))
         return summary

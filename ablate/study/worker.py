@@ -29,7 +29,7 @@ def resolve(job_ref: str):
 
 
 def global_rank() -> int:
-    for var in ("RANK", "SLURM_PROCID"):
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
         if os.environ.get(var):
             return int(os.environ[var])
     return 0

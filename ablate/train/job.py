@@ -33,7 +33,7 @@ class ProgressCallback(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if self.progress is not None and (step % self.every == 0 or step == self.steps):
+        if self.progress is not None and trainer.is_global_zero and (step % self.every == 0 or step == self.steps):
             loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
             self.progress.step(step, self.steps, loss)
 
@@ -94,7 +94,7 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None) -> dict[str, Any]:
+def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None) -> dict[str, Any] | None:
     """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically).
 
     Resumes from ``train_dir/last.ckpt`` when an earlier attempt left one; the result is the same as training
@@ -126,6 +126,8 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None)
     started = time.monotonic()
     loader = train_loader(data, t.batch_size, recipe.seed, t.steps, start, recipe.data.num_workers)
     trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from)
+    if not trainer.is_global_zero:  # other DDP ranks: rank 0 saves and evaluates
+        return None
     save_atomic(module.model.state_dict(), train_dir / MODEL_FILE)
     record = {"steps": trainer.global_step, "train_time_s": round(time.monotonic() - started, 2), "resumed_from": start}
     atomic_write(train_dir / "train.json", json.dumps(record))
@@ -140,8 +142,8 @@ def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: An
     train_dir = Path(train_dir)
     data = build_datasets(recipe.data)
     trained = not (train_dir / "train.json").is_file() or not (train_dir / MODEL_FILE).is_file()
-    if trained:
-        train(recipe, data, train_dir, progress)
+    if trained and train(recipe, data, train_dir, progress) is None:
+        return {"status": "worker"}
     training = json.loads((train_dir / "train.json").read_text())
     model = build_model(recipe.model, len(data.classes))
     model.load_state_dict(torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True))
