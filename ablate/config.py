@@ -226,8 +226,20 @@ def get_dotted(data: dict[str, Any], key: str) -> Any:
 
 
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys. Setting a section's ``name`` (``model.head.name: ppm``) to another value swaps the section
+    for that kind: its other keys are dropped (they belonged to the old kind) and take the new kind's defaults, and
+    overrides of keys inside it apply on top, whatever their order."""
     out = copy.deepcopy(base)
-    for key, value in overrides.items():
+    names = [k for k in overrides if k.endswith(".name")]
+    for key in names + [k for k in overrides if k not in names]:
+        value = overrides[key]
+        if key in names:
+            try:
+                section = get_dotted(out, key.rsplit(".", 1)[0])
+            except (KeyError, TypeError):
+                section = None
+            if isinstance(section, dict) and section.get("name") != value:
+                section.clear()
         set_dotted(out, key, value)
     return out
 
