@@ -115,6 +115,19 @@ def run(
             show_default=False,
         ),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            "-e",
+            help="local or slurm; overrides the study's executor.kind (its other executor settings still apply).",
+            show_default=False,
+        ),
+    ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="SLURM: submit and exit without waiting; run again later to collect."),
+    ] = False,
 ) -> None:
     """Run every run of STUDY that is not finished yet, then print and save its comparison table.
 
@@ -131,22 +144,36 @@ def run(
 
     try:
         loaded = _load(study, set_)
+        exec_cfg = loaded.study.executor
+        if executor is not None:
+            if executor not in ("local", "slurm"):
+                raise ConfigError(f"--executor {executor}: allowed: local, slurm")
+            exec_cfg = exec_cfg.model_copy(update={"kind": executor})
         runs = expand(loaded)
         todo, _ = select(runs, Store(results, loaded.study.name), retry_failed)
         if todo:
             _preflight(loaded, todo)
     except ConfigError as exc:
         _fail(str(exc))
-    if max_parallel is None:
-        gpus = len(visible_gpus())
-        per_job = max((int(r.config["train"]["devices"]) for r in runs), default=1)
-        max_parallel = max(1, gpus // per_job) if gpus else 1
-    if max_parallel > 1 or any(int(r.config["train"]["devices"]) > 1 for r in todo):
-        summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed, max_parallel)
+    if exec_cfg.kind == "slurm":
+        try:
+            summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed, executor=exec_cfg, detach=detach)
+        except ConfigError as exc:
+            _fail(str(exc))
+        if detach:
+            return
     else:
-        from ablate.train.job import run_job
+        parallel = max_parallel or exec_cfg.max_parallel
+        if parallel is None:  # one job per free set of GPUs, one at a time on a CPU-only machine
+            gpus = len(visible_gpus())
+            per_job = max((int(r.config["train"]["devices"]) for r in runs), default=1)
+            parallel = max(1, gpus // per_job) if gpus else 1
+        if parallel > 1 or any(int(r.config["train"]["devices"]) > 1 for r in todo):
+            summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed, parallel)
+        else:
+            from ablate.train.job import run_job
 
-        summary = run_study(loaded, results, run_job, console, retry_failed)
+            summary = run_study(loaded, results, run_job, console, retry_failed)
     not_done = _write_table(loaded, results)
     store = Store(results, loaded.study.name)
     failed = [r for r in runs if store.state(r) == "failed"]

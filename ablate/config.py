@@ -59,7 +59,9 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(default=1e-4, ge=0)
     poly_power: float = Field(default=0.9, ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: PositiveInt = 1
+    devices: PositiveInt = 1  # processes (GPUs) per node; more than 1 trains with DDP
+    num_nodes: PositiveInt = 1
+    sync_batchnorm: bool = True  # SyncBN across processes when devices x num_nodes > 1
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 100  # steps between resumable checkpoints (trainings/<id>/last.ckpt)
@@ -107,6 +109,27 @@ class ScaleRule(_Strict):
     reference: float = Field(gt=0)
 
 
+class ExecutorConfig(_Strict):
+    """Where a study's jobs run: ``local`` (this machine) or ``slurm`` (one job per training, via submitit).
+
+    On SLURM each job is a Lightning DDP job with one task per GPU (``gpus_per_node`` tasks per node, at least 1);
+    the recipe's ``train.devices`` must equal the tasks per node and ``train.num_nodes`` the nodes. On preemption
+    or time-out the job is requeued and resumes from its checkpoint."""
+
+    kind: Literal["local", "slurm"] = "local"
+    max_parallel: PositiveInt | None = None  # local: jobs at once (default: one per free GPU set, 1 on CPU)
+    partition: str | None = None
+    nodes: PositiveInt = 1
+    gpus_per_node: int = Field(default=0, ge=0)
+    cpus_per_task: PositiveInt = 2
+    time_min: PositiveInt = 60
+    mem_gb: float | None = Field(default=None, gt=0)
+    array_parallelism: PositiveInt = 32
+    sbatch: dict[str, Any] = Field(default_factory=dict)  # extra sbatch options, e.g. {account: x, qos: high}
+    setup: list[str] = Field(default_factory=list)  # shell lines run first in each job (module load ...)
+    poll_s: float = Field(default=5.0, gt=0)
+
+
 class Study(_Strict):
     """A recipe plus the axes to vary. Axis keys are dotted paths into the recipe."""
 
@@ -119,6 +142,7 @@ class Study(_Strict):
     rules: list[ScaleRule] = Field(default_factory=list)
     include: list[dict[str, Any]] = Field(default_factory=list)  # extra combinations (other axes: baseline)
     exclude: list[dict[str, Any]] = Field(default_factory=list)  # combinations matching all given values
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     baseline: dict[str, Any] = Field(default_factory=dict)
     table: TableConfig = Field(default_factory=TableConfig)

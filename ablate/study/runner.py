@@ -6,6 +6,7 @@ whole study package stay torch-free.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from typing import Any, Protocol
 
 from rich.markup import escape
 
-from ablate.config import LoadedStudy
+from ablate.config import ExecutorConfig, LoadedStudy
+from ablate.study import slurm
 from ablate.study.executors import Item, LocalPool
 from ablate.study.grid import Run, expand
 from ablate.study.store import Store
@@ -108,9 +110,11 @@ def run_study(
     console: Printer,
     retry_failed: bool = False,
     max_parallel: int = 1,
+    executor: ExecutorConfig | None = None,
+    detach: bool = False,
 ) -> Summary:
     """Run what is left of a study. ``job`` is a callable (run in this process) or an import string
-    ``module:function`` (needed for ``max_parallel > 1``, which runs jobs as worker processes)."""
+    ``module:function`` (needed for worker processes: ``max_parallel > 1``, DDP jobs, SLURM)."""
     runs = expand(loaded)
     store = Store(results_dir, loaded.study.name)
     todo, busy = select(runs, store, retry_failed)
@@ -140,6 +144,11 @@ def run_study(
             summary.busy.append(run)
 
     items = [Item(i, run, store.prepare(run), store.training_dir(run)) for i, run in enumerate(todo, start=1)]
+    if executor is not None and executor.kind == "slurm":
+        if not isinstance(job, str):
+            raise TypeError("SLURM jobs need the job as an import string")
+        _run_slurm(executor, items, store, job, console, report, detach, loaded.path)
+        return summary
     multi_process = any(int(r.config["train"].get("devices", 1)) > 1 for r in todo)
     if max_parallel > 1 or multi_process:  # a DDP job re-launches its command per rank: it needs its own process
         if not isinstance(job, str):
@@ -153,3 +162,49 @@ def run_study(
         progress.end_run()
         report(item.run, record)
     return summary
+
+
+def _run_slurm(
+    cfg: ExecutorConfig,
+    items: list[Item],
+    store: Store,
+    job: str,
+    console: Printer,
+    report: Callable[[Run, dict[str, Any]], None],
+    detach: bool,
+    source: str,
+) -> None:
+    """Submit what is not already queued, then (unless ``detach``) wait for every job and report each run."""
+    previous = {item.run.id: slurm.submitted_job(item.run_dir) for item in items}
+    queued = slurm.queued_jobs([j for j in previous.values() if j])
+    fresh = [item for item in items if previous[item.run.id] not in queued]
+    if fresh:
+        slurm.check_runs(cfg, fresh, source)
+        ids = slurm.submit(cfg, fresh, store.root / "slurm", job)
+        console.print(f"submitted {len(ids)} SLURM job(s) for {len(fresh)} run(s): {', '.join(ids)}")
+    if len(fresh) < len(items):
+        console.print(f"{len(items) - len(fresh)} run(s) already queued on SLURM: {', '.join(sorted(queued))}")
+    if detach:
+        console.print("not waiting (--detach): `ablate run` or `ablate status` again later collects the results")
+        return
+    job_of = {item.run.id: slurm.submitted_job(item.run_dir) for item in items}
+    pending = {item.run.id: item for item in items}
+    while pending:
+        active = slurm.queued_jobs(sorted({j for j in job_of.values() if j}))
+        for run_id, item in list(pending.items()):
+            record = store.read_metrics(item.run)
+            finished = record is not None and record.get("status") in ("done", "failed")
+            if finished or job_of[run_id] not in active:
+                if not finished:
+                    log = json.loads((item.run_dir / slurm.SLURM_FILE).read_text()).get("log", "")
+                    record = {
+                        "status": "failed",
+                        "id": run_id,
+                        "error": f"SLURM job {job_of[run_id]} ended without a result (log: {log})",
+                    }
+                    store.write_metrics(item.run, record)
+                console.print(f"[bold][{item.index}/{len(items)}][/bold] {item.run.id}  {escape(item.run.label)}")
+                report(item.run, record)
+                del pending[run_id]
+        if pending:
+            time.sleep(cfg.poll_s)
