@@ -115,7 +115,9 @@ def type_name(annotation: Any) -> str:
     """A short readable type: ``int``, ``list[int]``, ``'avg' | 'max'``, ``float``."""
     origin = typing.get_origin(annotation)
     if origin is Annotated:
-        return type_name(typing.get_args(annotation)[0])
+        inner, *meta = typing.get_args(annotation)
+        positive = any(getattr(m, "gt", None) == 0 for m in meta)
+        return type_name(inner) + (" > 0" if positive else "")
     if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(annotation))
     if origin is list:
@@ -132,8 +134,14 @@ def describe_fields(params: type[BaseModel]) -> list[tuple[str, str, str, str]]:
         if key == "name":
             continue
         kind = type_name(field.annotation)
-        if any(getattr(m, "gt", None) == 0 for m in field.metadata) or "PositiveInt" in str(field.annotation):
-            kind = kind.replace("int", "int > 0") if kind == "int" else kind
+        bounds = [
+            f"{op} {getattr(m, attr)}"
+            for m in field.metadata
+            for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("min_length", "length >="))
+            if getattr(m, attr, None) is not None
+        ]
+        if bounds:
+            kind += f" ({', '.join(bounds)})"
         rows.append((key, kind, str(field.default), field.description or ""))
     return rows
 
