@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from ablate.errors import ConfigError, did_you_mean
-from ablate.models.params import HEAD_PARAMS, HeadParams, NoneParams, type_name
+from ablate.models.params import HEAD_PARAMS, HeadParams, NoneParams, field_type
 
 
 class _Strict(BaseModel):
@@ -51,15 +51,9 @@ class ModelConfig(_Strict):
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     # last stage of the backbone (see ablate/models/backbone.py)
     multi_grid: list[PositiveInt] | None = None  # DeepLabv3 unit rates: dilation = unit x (32 / output_stride)
-    hdc_rates: list[PositiveInt] | None = None  # HDC: the dilations themselves, cycled (e.g. [1, 2, 5])
+    hdc_rates: list[PositiveInt] | None = None  # HDC: the dilations themselves, cycled; not with multi_grid
     deformable_blocks: int = Field(default=0, ge=0)  # deformable 3x3 convs in the last N blocks (Dai et al.)
     deformable_modulated: bool = False  # DCNv2 modulation of those deformable convs
-
-    @model_validator(mode="after")
-    def _one_rate_rule(self) -> ModelConfig:
-        if self.multi_grid and self.hdc_rates:
-            raise ValueError("give multi_grid or hdc_rates, not both (both set the last stage's dilations)")
-        return self
 
 
 class TrainConfig(_Strict):
@@ -162,7 +156,8 @@ def _format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
         allowed = list(parent.model_fields) if isinstance(parent, type) else []
-        return key, (f"{head}unknown key '{path[-1]}'{did_you_mean(path[-1], allowed)}; allowed: {', '.join(allowed)}")
+        scope = f" for {head[:-2]}" if head else ""
+        return key, (f"unknown key '{path[-1]}'{did_you_mean(path[-1], allowed)}; allowed{scope}: {', '.join(allowed)}")
     if kind == "missing":
         return key, "required key is missing"
     if (
@@ -172,7 +167,7 @@ def _format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]
         and path[-1].split("[")[0] in parent.model_fields
     ):
         field = path[-1].split("[")[0]
-        expected = type_name(parent.model_fields[field].annotation)
+        expected = field_type(parent.model_fields[field])
         return key, f"{head}{field}: {err['msg']} (got {value!r}); allowed: {expected}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tags = list(HEAD_PARAMS)

@@ -87,6 +87,10 @@ class Backbone(nn.Module):
         self.high_channels = channels[-1]
         self.low_reduction = reductions[self.low_index]
         self.output_stride = output_stride
+        if multi_grid and hdc_rates:
+            raise BuildError(
+                "model.hdc_rates", "give multi_grid or hdc_rates, not both (both set the last stage's dilations)"
+            )
         if multi_grid or hdc_rates or deformable_blocks:
             self._modify_last_stage(name, multi_grid, hdc_rates, deformable_blocks, deformable_modulated)
 

@@ -13,6 +13,7 @@ from functools import reduce
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic.fields import FieldInfo
 
 Rates = Annotated[list[PositiveInt], Field(min_length=1)]
 
@@ -127,23 +128,25 @@ def type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def field_type(field: FieldInfo) -> str:
+    """A field's type with its bounds, e.g. ``int (> 0)``, ``list[int > 0] (length >= 1)``."""
+    kind = type_name(field.annotation)
+    bounds = [
+        f"{op} {getattr(m, attr)}"
+        for m in field.metadata
+        for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("min_length", "length >="))
+        if getattr(m, attr, None) is not None
+    ]
+    return kind + (f" ({', '.join(bounds)})" if bounds else "")
+
+
 def describe_fields(params: type[BaseModel]) -> list[tuple[str, str, str, str]]:
     """(key, type, default, description) of every parameter of a head but ``name``."""
-    rows = []
-    for key, field in params.model_fields.items():
-        if key == "name":
-            continue
-        kind = type_name(field.annotation)
-        bounds = [
-            f"{op} {getattr(m, attr)}"
-            for m in field.metadata
-            for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("min_length", "length >="))
-            if getattr(m, attr, None) is not None
-        ]
-        if bounds:
-            kind += f" ({', '.join(bounds)})"
-        rows.append((key, kind, str(field.default), field.description or ""))
-    return rows
+    return [
+        (key, field_type(field), str(field.default), field.description or "")
+        for key, field in params.model_fields.items()
+        if key != "name"
+    ]
 
 
 def gridding_problem(rates: list[int], kernel: int = 3) -> str | None:
