@@ -81,8 +81,8 @@ class ContextHeadModule(ContextHead):
     def __init__(self, in_channels: int, params: ContextParams):
         super().__init__()
         self.project = nn.Conv2d(in_channels, params.channels, 1)
-        self.module = ContextModule(params.channels, list(params.dilations), params.variant, params.init_noise)
+        self.context = ContextModule(params.channels, list(params.dilations), params.variant, params.init_noise)
         self.out_channels = params.channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(self.project(x))
+        return self.context(self.project(x))
