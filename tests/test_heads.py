@@ -404,3 +404,13 @@ def test_heads_command_lists_every_head_without_torch():
     assert "[1, 2, 3, 6]" in out.stdout and "'avg' | 'max'" in out.stdout and "list[int > 0]" in out.stdout
     result = runner.invoke(app, ["heads", "pp"])
     assert result.exit_code == 2 and "did you mean" in result.output
+
+
+def test_last_stage_options_build_on_meta_for_preflight():
+    cfg = ModelConfig.model_validate(
+        {"backbone": "resnet50", "multi_grid": [1, 2, 4], "deformable_blocks": 3, "head": {"name": "deformable"}}
+    )
+    with torch.device("meta"):
+        model = build_model(cfg, 21)
+    convs = model.backbone.last_stage_convs()
+    assert all(isinstance(c, DeformConv) for c in convs) and [c.dilation[0] for c in convs] == [2, 4, 8]
