@@ -43,7 +43,9 @@ SetOpt = Annotated[
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", markup=True)
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", markup=True)
     raise typer.Exit(2)
 
 
@@ -292,6 +294,30 @@ def table(
     except ConfigError as exc:
         _fail(str(exc))
     _write_table(loaded, results)
+
+
+@app.command()
+def heads(
+    name: Annotated[str | None, typer.Argument(help="Show only this head.", show_default=False)] = None,
+) -> None:
+    """List every context head (model.head.name) with its parameters, their types and defaults. Imports no torch."""
+    from rich.markup import escape
+
+    from ablate.errors import did_you_mean
+    from ablate.models.params import HEAD_PARAMS, describe_fields
+
+    if name is not None and name not in HEAD_PARAMS:
+        _fail(f"unknown head '{name}'{did_you_mean(name, HEAD_PARAMS)}; allowed: {', '.join(HEAD_PARAMS)}")
+    for head, params in HEAD_PARAMS.items():
+        if name not in (None, head):
+            continue
+        doc = (params.__doc__ or "").strip().splitlines()[0]
+        table = Table(title=escape(f"{head}: {doc}"), title_justify="left")
+        for col in ("parameter", "type", "default", "description"):
+            table.add_column(col)
+        for row in describe_fields(params):
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
 
 
 def main() -> None:  # pragma: no cover - the console script

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from ablate.errors import ConfigError, did_you_mean
-from ablate.models.params import HEAD_PARAMS, HeadParams, NoneParams
+from ablate.models.params import HEAD_PARAMS, HeadParams, NoneParams, field_type
 
 
 class _Strict(BaseModel):
@@ -49,6 +49,11 @@ class ModelConfig(_Strict):
     output_stride: Literal[8, 16, 32] = 16
     head: HeadParams = Field(default_factory=NoneParams)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    # last stage of the backbone (see ablate/models/backbone.py)
+    multi_grid: list[PositiveInt] | None = None  # DeepLabv3 unit rates: dilation = unit x (32 / output_stride)
+    hdc_rates: list[PositiveInt] | None = None  # HDC: the dilations themselves, cycled; not with multi_grid
+    deformable_blocks: int = Field(default=0, ge=0)  # deformable 3x3 convs in the last N blocks (Dai et al.)
+    deformable_modulated: bool = False  # DCNv2 modulation of those deformable convs
 
 
 class TrainConfig(_Strict):
@@ -171,9 +176,11 @@ def _format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]
     """(dotted key, message) for one pydantic error, with allowed values and a did-you-mean."""
     node: Any = root
     path: list[str] = []
+    head = ""  # "head 'ppm': " once the path enters a head's parameters
     for part in err["loc"]:
         if isinstance(node, dict) and part in node:  # discriminated union tag: not a key the user wrote
             node = node[part]
+            head = f"head '{part}': "
             continue
         if isinstance(part, int):
             path[-1] = f"{path[-1]}[{part}]" if path else f"[{part}]"
@@ -189,9 +196,19 @@ def _format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
         allowed = list(parent.model_fields) if isinstance(parent, type) else []
-        return key, (f"unknown key '{path[-1]}'{did_you_mean(path[-1], allowed)}; allowed: {', '.join(allowed)}")
+        scope = f" for {head[:-2]}" if head else ""
+        return key, (f"unknown key '{path[-1]}'{did_you_mean(path[-1], allowed)}; allowed{scope}: {', '.join(allowed)}")
     if kind == "missing":
         return key, "required key is missing"
+    if (
+        head
+        and isinstance(parent, type)
+        and issubclass(parent, BaseModel)
+        and path[-1].split("[")[0] in parent.model_fields
+    ):
+        field = path[-1].split("[")[0]
+        expected = field_type(parent.model_fields[field])
+        return key, f"{head}{field}: {err['msg']} (got {value!r}); allowed: {expected}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tags = list(HEAD_PARAMS)
         if isinstance(node, dict):
