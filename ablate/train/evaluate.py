@@ -45,7 +45,7 @@ def evaluate(
     """
     started = time.perf_counter()
     model.eval().to(device)
-    confusion = confusion_metric(num_classes, ignore_index).to(device)
+    confusion = confusion_metric(num_classes, ignore_index, sync=False).to(device)  # this process's images only
     pool = CRFPool(cfg.crf, shared=True) if cfg.crf.enabled else None
     if pool is not None:
         pool.start()  # before the first batch: the workers are ready when its probabilities are
