@@ -114,7 +114,7 @@ class EvalConfig(_Strict):
     ``overlap`` (a fraction of the tile); each of ``scales`` (image resized by that factor) and, with ``flip``,
     its left-right mirror is predicted, and the class probabilities are averaged at the image's size.
     ``output_stride``: evaluate at another output stride than training's (null = training's) with the same
-    weights, the backbone's dilations rebuilt; with ``scale_rates`` the head's atrous rates follow
+    weights, the backbone's dilations rebuilt; with ``scale_rates`` the ASPP head's atrous rates follow
     (x train OS / eval OS, as DeepLabv3 doubles its ASPP rates at OS 8). Then the optional dense CRF.
     """
 

@@ -267,3 +267,19 @@ def test_eval_output_stride_checked_before_training(tiny_study):
     loaded = load_study(study)
     with pytest.raises(ConfigError, match=r"axes\.eval\.output_stride: backbone 'vgg11' cannot run at output stride 8"):
         _preflight(loaded, expand(loaded))
+
+
+@pytest.mark.parametrize("head", ["none", "aspp", "ppm", "spp", "context", "hdc", "deformable"])
+def test_every_head_evaluates_at_another_output_stride(head):
+    """Trained at OS 16, evaluated at OS 8: the weights load strictly and the net runs, whatever the head."""
+    from ablate.models.params import HEAD_PARAMS
+
+    if head not in HEAD_PARAMS:
+        pytest.skip(f"no head {head!r} on this branch")
+    params = HEAD_PARAMS[head]
+    kwargs = {"name": head, **({"channels": 16} if "channels" in params.model_fields else {})}
+    cfg = ModelConfig(backbone="test_resnet", output_stride=16, head=params.model_validate(kwargs))
+    trained = build_model(cfg, K).eval()
+    model8 = build_eval_model(cfg, EvalConfig(output_stride=8), K, trained.state_dict())
+    with torch.no_grad():
+        assert model8(torch.randn(1, 3, 48, 48)).shape == (1, K, 48, 48)

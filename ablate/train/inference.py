@@ -16,7 +16,9 @@ from torch import nn
 from ablate.config import EvalConfig, ModelConfig
 from ablate.models.segmenter import build_model
 
-RATE_FIELDS = ("rates",)  # head parameters that are atrous rates in feature pixels, rescaled with the output stride
+# Head parameters that are atrous rates in feature pixels and follow the output stride at evaluation (DeepLabv3's
+# rule for ASPP). Other heads keep their dilations; the backbone's multi-grid follows the output stride by itself.
+RATE_FIELDS: dict[str, tuple[str, ...]] = {"aspp": ("rates",)}
 
 
 def eval_model_config(model: ModelConfig, ev: EvalConfig) -> ModelConfig:
@@ -32,7 +34,8 @@ def eval_model_config(model: ModelConfig, ev: EvalConfig) -> ModelConfig:
     factor = model.output_stride / ev.output_stride
     head = model.head
     if ev.scale_rates:
-        update = {f: [max(1, round(r * factor)) for r in getattr(head, f)] for f in RATE_FIELDS if hasattr(head, f)}
+        fields = RATE_FIELDS.get(head.name, ())
+        update = {f: [max(1, round(r * factor)) for r in getattr(head, f)] for f in fields}
         head = head.model_copy(update=update)
     return model.model_copy(update={"output_stride": ev.output_stride, "head": head})
 
