@@ -68,31 +68,70 @@ def _print_table(shown, title: str) -> None:
     for col in shown.columns:
         table.add_column(str(col), justify="left" if shown[col].dtype == object else "right")
     for _, row in shown.iterrows():
-        table.add_row(*[str(v) for v in row.tolist()])
+        cells = [str(v) for v in row.tolist()]
+        table.add_row(*[f"[red]{c}[/red]" if "FAILED" in c else c for c in cells])
     console.print(table)
 
 
-def _write_table(loaded: LoadedStudy, results: Path) -> int:
+FORMAT_CHOICES = ("terminal", "md", "csv", "latex", "html")
+
+
+def _build_table(loaded: LoadedStudy, results: Path):
     from ablate.study.grid import expand
     from ablate.study.store import Store
-    from ablate.study.tables import collect, display, save, summarize
+    from ablate.study.tables import build
 
-    study = loaded.study
     runs = expand(loaded)
-    store = Store(results, study.name)
-    axes = list(study.axes)
-    df = collect(runs, store)
-    summary = summarize(df, axes, study.baseline, study.table.metric)
-    shown = display(summary, axes, study.table.metric)
-    note = (
-        f"Metrics in %, mean ± std (sample std) over n seeds of {len(study.seeds)}; "
-        f"Δ is the difference of mean {study.table.metric} to the baseline row "
-        f"({', '.join(f'{k}={v}' for k, v in study.baseline.items()) or 'none given'})."
-    )
-    save(shown, summary, store.root, f"{study.name}", note)
-    _print_table(shown, f"{study.name} ({store.root})")
-    console.print(note)
-    return int((df["status"] != "done").sum())
+    store = Store(results, loaded.study.name)
+    return runs, store, build(loaded, runs, store)
+
+
+def _write_table(loaded: LoadedStudy, results: Path, fmt: str = "terminal"):
+    """Save table.md and table.csv (and table.tex/table.html when asked), print the table; returns it."""
+    from ablate.study.tables import FORMATS, save
+
+    runs, store, t = _build_table(loaded, results)
+    written = save(t, store.root, tuple(dict.fromkeys(["md", "csv"] + ([fmt] if fmt in FORMATS else []))))
+    if fmt != "terminal":
+        sys.stdout.write(FORMATS[fmt][1](t))
+        err_console.print(f"wrote {written[fmt]}")
+        return runs, store, t
+    _print_table(t.shown, f"{t.title} ({store.root})")
+    if t.layout is not None:
+        from ablate.study.tables import METRICS
+
+        _print_table(t.layout, f"{METRICS[t.metric]}: rows x columns as in the study's table layout")
+    for note in t.footnote:
+        console.print(f"- {note}", markup=False)
+    if t.failures:
+        console.print("[red]failed runs:[/red]")
+        for run_id, label, error in t.failures:
+            console.print(f"  {run_id}  {label}: {error}", markup=False)
+    if t.missing:
+        console.print(f"[yellow]{len(t.missing)} run(s) missing (not run yet)[/yellow]")
+    return runs, store, t
+
+
+def _write_report(loaded: LoadedStudy, results: Path, runs, store, t):
+    from ablate.study.report import write_report
+
+    report = write_report(loaded, runs, store, t, results)
+    console.print(f"report: {report.html} and {report.md}", markup=False)
+    for f in report.figures:
+        if f.error:
+            console.print(f"  [yellow]{f.title} not drawn[/yellow]: {f.error}")
+    return report
+
+
+WandbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--wandb",
+        help="W&B logging: online, offline, disabled or auto (default: the study's wandb.mode, else auto: online "
+        "when an API key is configured, else offline files under results/<study>/wandb/).",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
@@ -100,8 +139,13 @@ def run(
     study: StudyArg,
     results: ResultsOpt = Path("results"),
     set_: SetOpt = None,
+    wandb: WandbOpt = None,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write report.html/report.md at the end.")
+    ] = True,
 ) -> None:
-    """Run every run of STUDY that is not finished yet, then print and save its comparison table.
+    """Run every run of STUDY that is not finished yet, then print and save its comparison table and its report,
+    and log a W&B summary run (see --wandb).
 
     Finished runs (results/<study>/runs/<id>/metrics.json with status done) are skipped, so running a study again
     only does what is left. A run that fails is recorded with its error and the study goes on; the exit code is
@@ -117,13 +161,27 @@ def run(
         store = Store(results, loaded.study.name)
         if any(not store.is_done(r) for r in runs):
             _preflight(loaded, runs)
+        if wandb is not None and wandb.lower() not in ("auto", "online", "offline", "disabled"):
+            raise ConfigError(f"--wandb {wandb}: expected one of online, offline, disabled, auto")
     except ConfigError as exc:
         _fail(str(exc))
+    from ablate.study import wandb_sink
     from ablate.study.runner import run_study
     from ablate.train.job import run_job
 
+    ctx = wandb_sink.settings(loaded.study.name, results, loaded.study.wandb, wandb)
+    wandb_sink.export(ctx)
+    if ctx["mode"] != "disabled":
+        console.print(f"W&B: {ctx['mode']} (project {ctx['project']}, group {ctx['group']}, files in {ctx['dir']})")
     summary = run_study(loaded, results, run_job, console)
-    _write_table(loaded, results)
+    runs, store, t = _write_table(loaded, results)
+    rep = _write_report(loaded, results, runs, store, t) if report else None
+    if ctx["mode"] != "disabled":
+        images = rep.images if rep is not None else {}
+        where = wandb_sink.log_study_summary(
+            ctx, t, images, {"study": loaded.study.model_dump(mode="json"), "recipe": loaded.recipe}
+        )
+        console.print(f"W&B summary run: {where}", markup=False)
     if summary.failed:
         console.print(f"[red]{len(summary.failed)} run(s) failed:[/red]")
         for r, message in summary.failed:
@@ -196,13 +254,46 @@ def table(
     study: StudyArg,
     results: ResultsOpt = Path("results"),
     set_: SetOpt = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="terminal (rich), md, csv, latex (booktabs) or html: other than terminal, the table is printed in "
+            "that format and written to results/<study>/table.{md,csv,tex,html}.",
+        ),
+    ] = "terminal",
 ) -> None:
-    """Print STUDY's comparison table from the finished runs and save table.md and table.csv."""
+    """Print STUDY's comparison table (finished, failed and missing runs) and save table.md and table.csv.
+
+    One row per configuration: mean ± std over seeds, n, Δ vs the baseline with a significance mark (Welch's
+    t-test over seeds), parameters, multiply-adds, latency and peak memory with the hardware named; then the
+    study's table layout (rows x columns) when it has one.
+    """
+    try:
+        loaded = _load(study, set_)
+        if fmt not in FORMAT_CHOICES:
+            raise ConfigError(f"--format {fmt}: expected one of {', '.join(FORMAT_CHOICES)}")
+    except ConfigError as exc:
+        _fail(str(exc))
+    _write_table(loaded, results, fmt)
+
+
+@app.command()
+def report(
+    study: StudyArg,
+    results: ResultsOpt = Path("results"),
+    set_: SetOpt = None,
+) -> None:
+    """Write results/<study>/report.html (self-contained) and report.md from the runs there: the table, plots
+    (metric vs each axis, accuracy vs cost, per-class IoU, training curves, qualitative grid), failed runs with
+    their errors, the recipe and the command to reproduce."""
     try:
         loaded = _load(study, set_)
     except ConfigError as exc:
         _fail(str(exc))
-    _write_table(loaded, results)
+    runs, store, t = _write_table(loaded, results)
+    _write_report(loaded, results, runs, store, t)
 
 
 def main() -> None:  # pragma: no cover - the console script

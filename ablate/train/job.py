@@ -23,17 +23,32 @@ from ablate.train.module import SegmentationModule
 MODEL_FILE = "model.pt"
 
 
+CURVE_FILE = "curve.csv"
+
+
 class ProgressCallback(L.Callback):
-    """Forwards step and loss to the study's progress printer every ``every`` steps and at the last step."""
+    """Every ``every`` steps and at the last step: forwards step and loss to the study's progress printer and
+    records (step, loss, lr) for the training curve (written to trainings/<id>/curve.csv; the loss is the one the
+    training step already computed, so no extra work is done in the step)."""
 
     def __init__(self, progress: Any, steps: int, every: int):
         self.progress, self.steps, self.every = progress, steps, every
+        self.curve: list[tuple[int, float, float]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if self.progress is not None and (step % self.every == 0 or step == self.steps):
+        if step == 1 or step % self.every == 0 or step == self.steps:
             loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
-            self.progress.step(step, self.steps, loss)
+            lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+            self.curve.append((step, loss, lr))
+            if self.progress is not None:
+                self.progress.step(step, self.steps, loss)
+
+    def write(self, path: Path) -> None:
+        lines = ["step,loss,lr"] + [f"{s},{loss:.6g},{lr:.6g}" for s, loss, lr in self.curve]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
 
 
 def quiet() -> None:
@@ -73,8 +88,9 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None) -> dict[str, Any]:
-    """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically)."""
+def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None, logger: Any = None) -> dict[str, Any]:
+    """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically), the loss curve to
+    ``train_dir/curve.csv``. ``logger``: a Lightning logger (W&B) or None."""
     L.seed_everything(recipe.seed, workers=True, verbose=False)
     module = SegmentationModule(recipe, num_classes=len(data.classes), ignore_index=data.ignore_index)
     t = recipe.train
@@ -83,16 +99,20 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None)
         accelerator=t.accelerator,
         devices=t.devices,
         precision=t.precision,
-        logger=False,
+        logger=logger if logger is not None else False,
+        log_every_n_steps=t.log_every,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=train_dir,
-        callbacks=[ProgressCallback(progress, t.steps, t.log_every)],
+        callbacks=[callback := ProgressCallback(progress, t.steps, t.log_every)],
     )
     started = time.monotonic()
-    trainer.fit(module, train_dataloaders=train_loader(data, t.batch_size, recipe.seed, recipe.data.num_workers))
+    try:
+        trainer.fit(module, train_dataloaders=train_loader(data, t.batch_size, recipe.seed, recipe.data.num_workers))
+    finally:
+        callback.write(train_dir / CURVE_FILE)  # a failed training keeps its curve up to the failure
     save_atomic(module.model.state_dict(), train_dir / MODEL_FILE)
     record = {"steps": trainer.global_step, "train_time_s": round(time.monotonic() - started, 2)}
     (train_dir / "train.json").write_text(json.dumps(record))
@@ -101,23 +121,103 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None)
 
 def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: Any = None) -> dict[str, Any]:
     """Train ``config`` (a resolved recipe) into ``train_dir`` unless a finished model is there, then evaluate it
-    with ``config["eval"]`` on the validation split. Returns the metrics record."""
+    with ``config["eval"]`` on the validation split and measure its cost. Returns the metrics record.
+
+    When the CLI exported a W&B context (``ablate.study.wandb_sink``), the run is logged as one W&B run: the
+    training through Lightning's WandbLogger, then the final metrics (summary), the per-class IoU table and cost.
+    """
     quiet()
     recipe = Recipe.model_validate(config)
     train_dir = Path(train_dir)
+    wb = _wandb_run(config, Path(run_dir))
+    try:
+        record = _run(recipe, train_dir, progress, wb)
+    except BaseException as exc:
+        if wb is not None:
+            wb.summary.update({"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+            wb.finish(exit_code=1)
+        raise
+    if wb is not None:
+        _wandb_finish(wb, record, train_dir)
+    return record
+
+
+def _run(recipe: Recipe, train_dir: Path, progress: Any, wb: Any) -> dict[str, Any]:
     data = build_datasets(recipe.data)
     trained = not (train_dir / "train.json").is_file() or not (train_dir / MODEL_FILE).is_file()
     if trained:
-        train(recipe, data, train_dir, progress)
+        logger = None
+        if wb is not None:
+            from lightning.pytorch.loggers import WandbLogger
+
+            logger = WandbLogger(experiment=wb)
+        train(recipe, data, train_dir, progress, logger)
     training = json.loads((train_dir / "train.json").read_text())
     model = build_model(recipe.model, len(data.classes))
     model.load_state_dict(torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True))
-    m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, eval_device(recipe))
+    device = eval_device(recipe)
+    m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, device)
+    from ablate.train.cost import measure
+
+    cost = measure(model, recipe.data.image_size, device)
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
         "per_class_iou": dict(zip(data.classes, m["per_class_iou"], strict=True)),
         "per_class_acc": dict(zip(data.classes, m["per_class_acc"], strict=True)),
         "params": count_params(model),
+        "cost": cost,
         "trained": trained,
         **training,
     }
+
+
+def _wandb_run(config: dict[str, Any], run_dir: Path) -> Any:
+    """A W&B run for this study run (None without a W&B context): group = study, tags = axis values."""
+    from ablate.study import wandb_sink
+
+    ctx = wandb_sink.current()
+    if ctx is None:
+        return None
+    import yaml
+
+    info_path = run_dir / "config.yaml"
+    info = yaml.safe_load(info_path.read_text()) if info_path.is_file() else {}
+    axes, seed, run_id = info.get("axes") or {}, info.get("seed", config.get("seed")), info.get("id", run_dir.name)
+    label = " ".join(f"{k.split('.')[-1]}={v}" for k, v in axes.items())
+    return wandb_sink.init_run(
+        ctx,
+        name=f"{run_id} {label} seed={seed}".strip(),
+        job_type="run",
+        tags=wandb_sink.tags_for(axes, seed),
+        config={**config, "ablate": {"run_id": run_id, "study": ctx["group"], "axes": axes, "seed": seed}},
+    )
+
+
+def _wandb_finish(wb: Any, record: dict[str, Any], train_dir: Path) -> None:
+    import wandb
+
+    if not record["trained"] and (train_dir / CURVE_FILE).is_file():  # reused training: log its curve
+        for line in (train_dir / CURVE_FILE).read_text().splitlines()[1:]:
+            step, loss, _lr = line.split(",")
+            wb.log({"train/loss": float(loss)}, step=int(step))
+    classes = list(record["per_class_iou"])
+    wb.log(
+        {
+            "per_class_iou": wandb.Table(
+                columns=["class", "iou", "acc"],
+                data=[[c, record["per_class_iou"][c], record["per_class_acc"][c]] for c in classes],
+            )
+        }
+    )
+    cost = record.get("cost") or {}
+    wb.summary.update(
+        {
+            **record["metrics"],
+            **{f"iou/{c}": v for c, v in record["per_class_iou"].items()},
+            **{f"cost/{k}": cost[k] for k in ("params", "macs", "latency_ms", "peak_mem_mb", "hardware") if k in cost},
+            "status": "done",
+            "trained": record["trained"],
+            "steps": record.get("steps"),
+        }
+    )
+    wb.finish()
