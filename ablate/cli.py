@@ -64,9 +64,12 @@ def _load(study: Path, sets: list[str] | None = None) -> LoadedStudy:
 
 
 def _print_table(shown, title: str) -> None:
+    import pandas as pd
+
     table = Table(title=title, title_justify="left")
     for col in shown.columns:
-        table.add_column(str(col), justify="left" if shown[col].dtype == object else "right")
+        numeric = pd.api.types.is_numeric_dtype(shown[col]) or " (" in str(col)  # counts and cost columns
+        table.add_column(str(col), justify="right" if numeric else "left")
     for _, row in shown.iterrows():
         cells = [str(v) for v in row.tolist()]
         table.add_row(*[f"[red]{c}[/red]" if "FAILED" in c else c for c in cells])

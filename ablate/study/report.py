@@ -172,7 +172,16 @@ def plot_per_class(t: ComparisonTable, axes: list[str], out: Path) -> None:
         for j in range(data.shape[1]):
             v = data[i, j]
             text = "failed" if s.iloc[i]["n"] == 0 and s.iloc[i]["failed"] else ("—" if math.isnan(v) else f"{v:.1f}")
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if not (v > 60) else "black")
+            dark = math.isnan(v) or v > 60  # NaN cells are blank (white): dark text
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="#b00020" if text == "failed" else ("black" if dark else "white"),
+            )
     fig.colorbar(im, ax=ax, label="IoU (%)")
     ax.set_title("Per-class IoU (mean over seeds)", fontsize=10)
     fig.tight_layout()

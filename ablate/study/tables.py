@@ -360,31 +360,21 @@ _LATEX_SPECIAL = {
 
 
 def latex_escape(text: Any) -> str:
-    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-    return (
-        out.replace("±", r"$\pm$")
-        .replace("Δ", r"$\Delta$")
-        .replace("×", r"$\times$")
-        .replace("—", "--")
-        .replace("***", r"$^{***}$")
-        .replace("**", r"$^{**}$")
-    )
-
-
-def _latex_marks(text: str) -> str:
-    # single '*' after the double and triple ones were replaced
+    """Escape LaTeX specials; ±, Δ, ×, — as math/text; significance marks (*, **, ***) as superscripts."""
     import re
 
-    return re.sub(r"(?<![\^{*])\*(?![*}])", r"$^{*}$", text)
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    out = out.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("×", r"$\times$").replace("—", "--")
+    return re.sub(r"\*+", lambda m: f"$^{{{m.group(0)}}}$", out)
 
 
 def _latex_tabular(df: pd.DataFrame) -> list[str]:
-    align = "".join("l" if df[c].dtype == object and not str(c).startswith(("Params", "MACs")) else "r" for c in df)
+    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) or str(c) in COSTS.values() else "l" for c in df)
     lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
     lines.append(" & ".join(latex_escape(c) for c in df.columns) + r" \\")
     lines.append(r"\midrule")
     for _, row in df.iterrows():
-        lines.append(" & ".join(_latex_marks(latex_escape(v)) for v in row.tolist()) + r" \\")
+        lines.append(" & ".join(latex_escape(v) for v in row.tolist()) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return lines
 
@@ -396,7 +386,7 @@ def to_latex(t: ComparisonTable) -> str:
     if t.layout is not None:
         lines += [r"\vspace{1em}", ""] + _latex_tabular(t.layout)
     caption = " ".join(t.footnote)
-    lines += [rf"\caption{{{latex_escape(t.title)}: {_latex_marks(latex_escape(caption))}}}", r"\end{table}"]
+    lines += [rf"\caption{{{latex_escape(t.title)}: {latex_escape(caption)}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
