@@ -289,3 +289,30 @@ def test_wandb_offline_runs_read_back(finished):
     r, d = summary[0]
     assert r["summary"]["failed_runs"] == 4
     assert len(list((d / "files" / "media" / "images").rglob("*.png"))) == 5  # the report's plots
+
+
+# ------------------------------------------------------------------------------------------------- W&B settings
+def test_wandb_settings_from_recipe_or_study_never_change_run_ids(tiny_study, tmp_path, monkeypatch):
+    from ablate.study import wandb_sink
+
+    plain = load_study(tiny_study(FAKE))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(recipe.read_text() + "wandb: {mode: disabled, project: p}\n")
+    with_recipe = load_study(tiny_study(FAKE))
+    assert with_recipe.study.wandb.mode == "disabled" and with_recipe.study.wandb.project == "p"
+    with_study = load_study(tiny_study(FAKE + "wandb: {mode: offline}\n"))
+    assert with_study.study.wandb.mode == "offline"  # the study's block wins over the recipe's
+    ids = [r.id for r in expand(plain)]
+    assert ids == [r.id for r in expand(with_recipe)] == [r.id for r in expand(with_study)]
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    assert wandb_sink.resolve_mode("auto") == "offline"  # no key: offline, never a prompt
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_sink.resolve_mode("auto") == "online"
+    assert wandb_sink.resolve_mode("disabled") == "disabled"
+    ctx = wandb_sink.settings("fake", tmp_path / "results", with_study.study.wandb, "disabled")
+    monkeypatch.setenv(wandb_sink.ENV, "")  # restored (unset) after the test
+    wandb_sink.export(ctx)
+    assert wandb_sink.current() is None  # disabled: the job logs nothing
