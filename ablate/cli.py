@@ -175,16 +175,21 @@ def run(
     ctx = wandb_sink.settings(loaded.study.name, results, loaded.study.wandb, wandb)
     wandb_sink.export(ctx)
     if ctx["mode"] != "disabled":
-        console.print(f"W&B: {ctx['mode']} (project {ctx['project']}, group {ctx['group']}, files in {ctx['dir']})")
+        console.print(
+            f"W&B: {ctx['mode']} (project {ctx['project']}, group {ctx['group']}, files in {ctx['dir']}/wandb)"
+        )
     summary = run_study(loaded, results, run_job, console)
     runs, store, t = _write_table(loaded, results)
     rep = _write_report(loaded, results, runs, store, t) if report else None
     if ctx["mode"] != "disabled":
         images = rep.images if rep is not None else {}
-        where = wandb_sink.log_study_summary(
-            ctx, t, images, {"study": loaded.study.model_dump(mode="json"), "recipe": loaded.recipe}
-        )
-        console.print(f"W&B summary run: {where}", markup=False)
+        try:
+            where = wandb_sink.log_study_summary(
+                ctx, t, images, {"study": loaded.study.model_dump(mode="json"), "recipe": loaded.recipe}
+            )
+            console.print(f"W&B summary run: {where}", markup=False)
+        except Exception as exc:  # noqa: BLE001 - the table and report are written; W&B is a copy
+            err_console.print(f"[yellow]warning:[/yellow] W&B summary run not logged: {type(exc).__name__}: {exc}")
     if summary.failed:
         console.print(f"[red]{len(summary.failed)} run(s) failed:[/red]")
         for r, message in summary.failed:

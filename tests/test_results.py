@@ -264,7 +264,7 @@ def _inspect(run_dir: Path) -> dict:
 
 def test_wandb_offline_runs_read_back(finished):
     root, _ = finished
-    base = root / "results" / "fails" / "wandb" / "wandb"
+    base = root / "results" / "fails" / "wandb"
     dirs = sorted(base.glob("offline-run-*"))
     assert len(dirs) == 8 + 1  # one per run, plus the study's summary run
     runs = [(_inspect(d), d) for d in dirs]
@@ -280,6 +280,16 @@ def test_wandb_offline_runs_read_back(finished):
         assert 0 <= r["summary"]["miou"] <= 1 and r["summary"]["cost/macs"] > 0
         assert r["summary"]["per_class_iou"]["_type"] == "table-file" and r["exit_code"] == 0
     assert all("loss is nan" in r["summary"]["error"] and r["exit_code"] == 1 for r in failed)
+    raw = subprocess.run(
+        [str(Path(sys.executable).with_name("wandb")), "leet", "inspect", "--json", str(dirs[0])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    header = next(json.loads(line)["run"] for line in raw.splitlines() if '"type":"run"' in line)
+    assert header["run_group"] == "fails" and header["job_type"] in ("run", "summary")
+    tags = {t for r, _ in runs for t in r["tags"]}
+    assert {"rates=(1)", "rates=(2,4)", "lr=0.01", "lr=1000000000.0", "seed=0", "seed=1"} <= tags
     local = {
         d.name: json.loads((d / "files" / r["summary"]["comparison_table"]["path"]).read_text()) for r, d in summary
     }

@@ -59,7 +59,7 @@ def settings(study_name: str, results_root: Path, cfg: Any, mode_override: str |
         "project": getattr(cfg, "project", None) or "ablate",
         "entity": getattr(cfg, "entity", None),
         "group": study_name,
-        "dir": str((Path(results_root) / study_name / "wandb").resolve()),
+        "dir": str((Path(results_root) / study_name).resolve()),  # wandb.init writes to <dir>/wandb/
     }
 
 
@@ -82,7 +82,7 @@ def current() -> dict[str, Any] | None:
 
 def prepare_env(ctx: dict[str, Any]) -> None:
     """Keep every W&B file under the study's wandb/ folder (not ~/.cache, ~/.config or /tmp) and stay quiet."""
-    base = Path(ctx["dir"])
+    base = Path(ctx["dir"]) / "wandb"
     base.mkdir(parents=True, exist_ok=True)
     for var, sub in (("WANDB_CACHE_DIR", ".cache"), ("WANDB_DATA_DIR", ".data"), ("WANDB_CONFIG_DIR", ".config")):
         os.environ.setdefault(var, str(base / sub))
@@ -115,7 +115,7 @@ def init_run(ctx: dict[str, Any], **kwargs: Any):
     except Exception as exc:  # noqa: BLE001 - e.g. no network or a bad key: log offline instead
         if ctx["mode"] != "online":
             raise
-        warnings.warn(f"W&B online init failed ({exc}); logging offline under {ctx['dir']}", stacklevel=2)
+        warnings.warn(f"W&B online init failed ({exc}); logging offline under {ctx['dir']}/wandb", stacklevel=2)
         return wandb.init(**init_kwargs(ctx, mode="offline"), **kwargs)
 
 

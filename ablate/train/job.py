@@ -138,7 +138,11 @@ def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: An
             wb.finish(exit_code=1)
         raise
     if wb is not None:
-        _wandb_finish(wb, record, train_dir)
+        try:
+            _wandb_finish(wb, record, train_dir)
+        except Exception as exc:  # noqa: BLE001 - logging must never cost a finished run
+            warnings.warn(f"W&B run not completed: {type(exc).__name__}: {exc}", stacklevel=2)
+            wb.finish(exit_code=1)
     return record
 
 
@@ -178,12 +182,22 @@ def _wandb_run(config: dict[str, Any], run_dir: Path) -> Any:
     ctx = wandb_sink.current()
     if ctx is None:
         return None
+    try:
+        return _init(wandb_sink, ctx, config, run_dir)
+    except Exception as exc:  # noqa: BLE001 - logging must never cost a run
+        warnings.warn(f"W&B run not started ({type(exc).__name__}: {exc}); the run goes on without it", stacklevel=2)
+        return None
+
+
+def _init(wandb_sink: Any, ctx: dict[str, Any], config: dict[str, Any], run_dir: Path) -> Any:
     import yaml
+
+    from ablate.study.grid import format_value
 
     info_path = run_dir / "config.yaml"
     info = yaml.safe_load(info_path.read_text()) if info_path.is_file() else {}
     axes, seed, run_id = info.get("axes") or {}, info.get("seed", config.get("seed")), info.get("id", run_dir.name)
-    label = " ".join(f"{k.split('.')[-1]}={v}" for k, v in axes.items())
+    label = " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in axes.items())
     return wandb_sink.init_run(
         ctx,
         name=f"{run_id} {label} seed={seed}".strip(),
