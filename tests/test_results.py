@@ -222,6 +222,12 @@ def _chromium() -> str:
 def test_report_renders_in_headless_chromium(finished, tmp_path):
     root, _ = finished
     exe = _chromium()
+    before = (root / "results" / "fails" / "report.html").stat().st_mtime_ns
+    again = _cli(root, "report")  # the report command on its own, from the run folders
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "report.html" in again.stdout and "not drawn" not in again.stdout
+    assert (root / "results" / "fails" / "report.html").stat().st_mtime_ns > before
+    assert (root / "results" / "fails" / "report_files" / "qualitative.png").is_file()
     page = (root / "results" / "fails" / "report.html").as_uri()
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "c"), "XDG_CACHE_HOME": str(tmp_path)}
     flags = [
