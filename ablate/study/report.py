@@ -150,6 +150,8 @@ def plot_cost(t: ComparisonTable, axes: list[str], out: Path) -> None:
             )
         ax.set_xlabel(label)
         ax.set_ylabel(f"{METRICS[metric]} (%)")
+        ax.locator_params(axis="x", nbins=4)
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
         ax.grid(alpha=0.3)
     hw = "; ".join(dict.fromkeys(h for h in s.get("hardware", []) if h))
     fig.suptitle(f"{METRICS[metric]} vs cost (batch 1 at the eval size; {hw})", fontsize=9)
