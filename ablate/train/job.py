@@ -112,7 +112,11 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None,
     try:
         trainer.fit(module, train_dataloaders=train_loader(data, t.batch_size, recipe.seed, recipe.data.num_workers))
     finally:
-        callback.write(train_dir / CURVE_FILE)  # a failed training keeps its curve up to the failure
+        if trainer.is_global_zero:  # a failed training keeps its curve up to the failure
+            try:
+                callback.write(train_dir / CURVE_FILE)
+            except OSError as exc:
+                warnings.warn(f"training curve not written: {exc}", stacklevel=2)
     save_atomic(module.model.state_dict(), train_dir / MODEL_FILE)
     record = {"steps": trainer.global_step, "train_time_s": round(time.monotonic() - started, 2)}
     (train_dir / "train.json").write_text(json.dumps(record))
