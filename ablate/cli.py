@@ -65,15 +65,21 @@ def _load(study: Path, sets: list[str] | None = None) -> LoadedStudy:
 
 def _print_table(shown, title: str) -> None:
     import pandas as pd
+    from rich import box
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    needed = 0
     for col in shown.columns:
         numeric = pd.api.types.is_numeric_dtype(shown[col]) or " (" in str(col)  # counts and cost columns
-        table.add_column(str(col), justify="right" if numeric else "left")
+        width = max([len(str(v)) for v in shown[col]] + [len(str(col))])
+        needed += width + 3  # padding and the column separator
+        table.add_column(str(col), justify="right" if numeric else "left", no_wrap=True, min_width=width)
     for _, row in shown.iterrows():
         cells = [str(v) for v in row.tolist()]
         table.add_row(*[f"[red]{c}[/red]" if "FAILED" in c else c for c in cells])
-    console.print(table)
+    # piped or redirected: as wide as the table needs (a terminal keeps its own width)
+    out = console if sys.stdout.isatty() else Console(highlight=False, width=max(needed + 2, 100))
+    out.print(table)
 
 
 FORMAT_CHOICES = ("terminal", "md", "csv", "latex", "html")
