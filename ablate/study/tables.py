@@ -40,7 +40,11 @@ def collect(runs: list[Run], store: Store) -> pd.DataFrame:
         for key in METRICS:
             value = metrics.get(key)
             row[key] = None if value is None else 100.0 * value
-        for cls, value in (record.get("per_class_iou") or {}).items() if done else ():
+        per_class = record.get("per_class_iou") or {}
+        order = [c for c in record.get("classes", []) if c in per_class] + [
+            c for c in per_class if c not in record.get("classes", [])
+        ]
+        for cls, value in ((c, per_class[c]) for c in order) if done else ():
             row[f"iou:{cls}"] = (
                 None if value is None or (isinstance(value, float) and math.isnan(value)) else (100.0 * value)
             )

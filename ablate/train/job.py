@@ -170,6 +170,7 @@ def _run(recipe: Recipe, train_dir: Path, progress: Any, wb: Any) -> dict[str, A
     cost = measure(model, recipe.data.image_size, device)
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
+        "classes": list(data.classes),  # the class order (metrics.json sorts its keys)
         "per_class_iou": dict(zip(data.classes, m["per_class_iou"], strict=True)),
         "per_class_acc": dict(zip(data.classes, m["per_class_acc"], strict=True)),
         "params": count_params(model),
