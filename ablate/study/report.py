@@ -316,12 +316,13 @@ def git_state(path: Path) -> str:
     return (commit + (" (uncommitted changes)" if dirty else "")) if commit else "unknown"
 
 
-def reproduce_command(loaded, results: Path) -> str:
-    parts = ["ablate", "run", loaded.path]
+def reproduce_command(loaded, results: Path, command: str = "run") -> str:
+    parts = ["ablate", command, loaded.path]
     if str(results) != "results":
         parts += ["--results", str(results)]
     for key, value in loaded.overrides.items():
-        parts += ["--set", f"'{key}={yaml.safe_dump(value, default_flow_style=True).strip()}'"]
+        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        parts += ["--set", f"'{key}={text}'"]
     return " ".join(parts)
 
 
@@ -390,7 +391,7 @@ def write_report(
             path.unlink(missing_ok=True)
         figures.append(fig)
 
-    command = reproduce_command(loaded, results)
+    command = reproduce_command(loaded, results) + "\n" + reproduce_command(loaded, results, "report")
     recipe_text = yaml.safe_dump(loaded.recipe, sort_keys=False)
     study_text = Path(loaded.path).read_text() if Path(loaded.path).is_file() else ""
     provenance = _provenance()
@@ -402,7 +403,7 @@ def write_report(
     for f in figures:
         md.append(f"\n## {f.title}\n\n{f.caption}\n\n")
         md.append(f"![{f.title}]({FILES}/{f.name}.png)\n" if f.path else f"_Not drawn: {f.error}._\n")
-    md.append(f"\n## Reproduce\n\n```bash\n{command}\nablate report {loaded.path}\n```\n")
+    md.append(f"\n## Reproduce\n\n```bash\n{command}\n```\n")
     md.append(f"\n{provenance}\n\n### Study ({loaded.path})\n\n```yaml\n{study_text}```\n")
     md.append(f"\n### Resolved recipe (before axes; {loaded.recipe_path})\n\n```yaml\n{recipe_text}```\n")
     md_path = store.root / "report.md"
@@ -422,7 +423,7 @@ def write_report(
         else:
             body.append(f"<p class='missing'>Not drawn: {html.escape(f.error)}.</p>")
     body.append("<h2>Reproduce</h2>")
-    body.append(f"<pre>{html.escape(command)}\nablate report {html.escape(loaded.path)}</pre>")
+    body.append(f"<pre>{html.escape(command)}</pre>")
     body.append(f"<p>{html.escape(provenance)}</p>")
     body.append(f"<h3>Study ({html.escape(loaded.path)})</h3><pre>{html.escape(study_text)}</pre>")
     body.append(f"<h3>Resolved recipe (before axes; {html.escape(loaded.recipe_path)})</h3>")
