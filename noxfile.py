@@ -10,8 +10,9 @@ import nox
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-# System packages some tests need: a real single-node SLURM (tests/test_slurm.py).
-SYSTEM_PACKAGES = {"slurmctld": "slurm-wlm", "munged": "munge"}
+# System packages some tests need: a real single-node SLURM (tests/test_slurm.py), headless Chromium (the report
+# test). binary -> Debian package.
+SYSTEM_PACKAGES = {"slurmctld": "slurm-wlm", "munged": "munge", "chromium": "chromium"}
 
 
 def _install_system_packages(session: nox.Session) -> None:
@@ -29,7 +30,9 @@ def _install_system_packages(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Install ablate with its dev extras (and the system services some tests use), then run the test suite."""
+    """Install ablate with its dev extras (and the system services some tests use: SLURM, Chromium), then run the
+    test suite. The report test opens report.html in headless Chromium; the SLURM tests start a local cluster.
+    Without root/apt they skip elsewhere and fail under CI=true."""
     _install_system_packages(session)
     session.install("-e", ".[dev]")
     session.run("pytest", *session.posargs, env={"WANDB_MODE": "offline"})

@@ -67,35 +67,83 @@ def _load(study: Path, sets: list[str] | None = None) -> LoadedStudy:
 
 
 def _print_table(shown, title: str) -> None:
-    table = Table(title=title, title_justify="left")
+    import pandas as pd
+    from rich import box
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    needed = 0
     for col in shown.columns:
-        table.add_column(str(col), justify="left" if shown[col].dtype == object else "right")
+        numeric = pd.api.types.is_numeric_dtype(shown[col]) or " (" in str(col)  # counts and cost columns
+        width = max([len(str(v)) for v in shown[col]] + [len(str(col))])
+        needed += width + 3  # padding and the column separator
+        table.add_column(str(col), justify="right" if numeric else "left", no_wrap=True, min_width=width)
     for _, row in shown.iterrows():
-        table.add_row(*[str(v) for v in row.tolist()])
-    console.print(table)
+        cells = [str(v) for v in row.tolist()]
+        table.add_row(*[f"[red]{c}[/red]" if "FAILED" in c else c for c in cells])
+    # piped or redirected: as wide as the table needs (a terminal keeps its own width)
+    out = console if sys.stdout.isatty() else Console(highlight=False, width=max(needed + 2, 100))
+    out.print(table)
 
 
-def _write_table(loaded: LoadedStudy, results: Path) -> int:
+FORMAT_CHOICES = ("terminal", "md", "csv", "latex", "html")
+
+
+def _build_table(loaded: LoadedStudy, results: Path):
     from ablate.study.grid import expand
     from ablate.study.store import Store
-    from ablate.study.tables import collect, display, save, summarize
+    from ablate.study.tables import build
 
-    study = loaded.study
     runs = expand(loaded)
-    store = Store(results, study.name)
-    axes = list(study.axes)
-    df = collect(runs, store)
-    summary = summarize(df, axes, study.baseline, study.table.metric)
-    shown = display(summary, axes, study.table.metric)
-    note = (
-        f"Metrics in %, mean ± std (sample std) over n seeds of {len(study.seeds)}; "
-        f"Δ is the difference of mean {study.table.metric} to the baseline row "
-        f"({', '.join(f'{k}={v}' for k, v in study.baseline.items()) or 'none given'})."
-    )
-    save(shown, summary, store.root, f"{study.name}", note)
-    _print_table(shown, f"{study.name} ({store.root})")
-    console.print(note)
-    return int((df["status"] != "done").sum())
+    store = Store(results, loaded.study.name)
+    return runs, store, build(loaded, runs, store)
+
+
+def _write_table(loaded: LoadedStudy, results: Path, fmt: str = "terminal"):
+    """Save table.md and table.csv (and table.tex/table.html when asked), print the table; returns it."""
+    from ablate.study.tables import FORMATS, save
+
+    runs, store, t = _build_table(loaded, results)
+    written = save(t, store.root, tuple(dict.fromkeys(["md", "csv"] + ([fmt] if fmt in FORMATS else []))))
+    if fmt != "terminal":
+        sys.stdout.write(FORMATS[fmt][1](t))
+        err_console.print(f"wrote {written[fmt]}")
+        return runs, store, t
+    _print_table(t.shown, f"{t.title} ({store.root})")
+    if t.layout is not None:
+        from ablate.study.tables import METRICS
+
+        _print_table(t.layout, f"{METRICS[t.metric]}: rows x columns as in the study's table layout")
+    for note in t.footnote:
+        console.print(f"- {note}", markup=False)
+    if t.failures:
+        console.print("[red]failed runs:[/red]")
+        for run_id, label, error in t.failures:
+            console.print(f"  {run_id}  {label}: {error}", markup=False)
+    if t.missing:
+        console.print(f"[yellow]{len(t.missing)} run(s) missing (not run yet)[/yellow]")
+    return runs, store, t
+
+
+def _write_report(loaded: LoadedStudy, results: Path, runs, store, t):
+    from ablate.study.report import write_report
+
+    report = write_report(loaded, runs, store, t, results)
+    console.print(f"report: {report.html} and {report.md}", markup=False)
+    for f in report.figures:
+        if f.error:
+            console.print(f"  [yellow]{f.title} not drawn[/yellow]: {f.error}")
+    return report
+
+
+WandbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--wandb",
+        help="W&B logging: online, offline, disabled or auto (default: the study's wandb.mode, else auto: online "
+        "when an API key is configured, else offline files under results/<study>/wandb/).",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
@@ -130,8 +178,13 @@ def run(
         bool,
         typer.Option("--detach", help="SLURM: submit and exit without waiting; run again later to collect."),
     ] = False,
+    wandb: WandbOpt = None,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write report.html/report.md at the end.")
+    ] = True,
 ) -> None:
-    """Run every run of STUDY that is not finished yet, then print and save its comparison table.
+    """Run every run of STUDY that is not finished yet, then print and save its comparison table and its report,
+    and log a W&B summary run (see --wandb).
 
     Finished runs (results/<study>/runs/<id>/metrics.json with status done) are skipped, so running a study again
     only does what is left; an interrupted training resumes from its last checkpoint. Runs that differ only in
@@ -155,8 +208,18 @@ def run(
         todo, _ = select(runs, Store(results, loaded.study.name), retry_failed)
         if todo:
             _preflight(loaded, todo)
+        if wandb is not None and wandb.lower() not in ("auto", "online", "offline", "disabled"):
+            raise ConfigError(f"--wandb {wandb}: expected one of online, offline, disabled, auto")
     except ConfigError as exc:
         _fail(str(exc))
+    from ablate.study import wandb_sink
+
+    ctx = wandb_sink.settings(loaded.study.name, results, loaded.study.wandb, wandb)
+    wandb_sink.export(ctx)  # jobs in this process, worker processes and SLURM jobs inherit it
+    if ctx["mode"] != "disabled":
+        console.print(
+            f"W&B: {ctx['mode']} (project {ctx['project']}, group {ctx['group']}, files in {ctx['dir']}/wandb)"
+        )
     if exec_cfg.kind == "slurm":
         try:
             summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed, executor=exec_cfg, detach=detach)
@@ -176,16 +239,22 @@ def run(
             from ablate.train.job import run_job
 
             summary = run_study(loaded, results, run_job, console, retry_failed)
-    not_done = _write_table(loaded, results)
-    store = Store(results, loaded.study.name)
-    failed = [r for r in runs if store.state(r) == "failed"]
-    if failed:
-        console.print(f"[red]{len(failed)} run(s) failed[/red] (ablate run --retry-failed to run them again):")
-        for r in failed:
-            console.print(f"  {r.id}  {escape(r.label)}: {escape((store.read_metrics(r) or {}).get('error', ''))}")
+    runs, store, t = _write_table(loaded, results)
+    rep = _write_report(loaded, results, runs, store, t) if report else None
+    if ctx["mode"] != "disabled":
+        images = rep.images if rep is not None else {}
+        try:
+            where = wandb_sink.log_study_summary(
+                ctx, t, images, {"study": loaded.study.model_dump(mode="json"), "recipe": loaded.recipe}
+            )
+            console.print(f"W&B summary run: {where}", markup=False)
+        except Exception as exc:  # noqa: BLE001 - the table and report are written; W&B is a copy
+            err_console.print(f"[yellow]warning:[/yellow] W&B summary run not logged: {type(exc).__name__}: {exc}")
+    if t.failures:
+        console.print("[red]some runs failed[/red]: `ablate run --retry-failed` runs them again")
     if summary.busy:
         console.print(f"{len(summary.busy)} run(s) are being run by another process; run again when it is done.")
-    if failed or not_done:
+    if t.failures or t.missing:
         raise typer.Exit(1)
 
 
@@ -290,13 +359,46 @@ def table(
     study: StudyArg,
     results: ResultsOpt = Path("results"),
     set_: SetOpt = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="terminal (rich), md, csv, latex (booktabs) or html: other than terminal, the table is printed in "
+            "that format and written to results/<study>/table.{md,csv,tex,html}.",
+        ),
+    ] = "terminal",
 ) -> None:
-    """Print STUDY's comparison table from the finished runs and save table.md and table.csv."""
+    """Print STUDY's comparison table (finished, failed and missing runs) and save table.md and table.csv.
+
+    One row per configuration: mean ± std over seeds, n, Δ vs the baseline with a significance mark (Welch's
+    t-test over seeds), parameters, multiply-adds, latency and peak memory with the hardware named; then the
+    study's table layout (rows x columns) when it has one.
+    """
+    try:
+        loaded = _load(study, set_)
+        if fmt not in FORMAT_CHOICES:
+            raise ConfigError(f"--format {fmt}: expected one of {', '.join(FORMAT_CHOICES)}")
+    except ConfigError as exc:
+        _fail(str(exc))
+    _write_table(loaded, results, fmt)
+
+
+@app.command()
+def report(
+    study: StudyArg,
+    results: ResultsOpt = Path("results"),
+    set_: SetOpt = None,
+) -> None:
+    """Write results/<study>/report.html (self-contained) and report.md from the runs there: the table, plots
+    (metric vs each axis, accuracy vs cost, per-class IoU, training curves, qualitative grid), failed runs with
+    their errors, the recipe and the command to reproduce."""
     try:
         loaded = _load(study, set_)
     except ConfigError as exc:
         _fail(str(exc))
-    _write_table(loaded, results)
+    runs, store, t = _write_table(loaded, results)
+    _write_report(loaded, results, runs, store, t)
 
 
 @app.command()

@@ -195,6 +195,15 @@ class ExecutorConfig(_Strict):
     poll_s: float = Field(default=5.0, gt=0)
 
 
+class WandbConfig(_Strict):
+    """Where runs are logged on W&B (see ``ablate.study.wandb_sink``). Not part of any run's identity: a run's id
+    does not change with it. ``auto``: online when an API key is configured, else offline (files only)."""
+
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    project: str | None = None  # default "ablate"; the group is always the study's name
+    entity: str | None = None
+
+
 class Study(_Strict):
     """A recipe plus the axes to vary. Axis keys are dotted paths into the recipe."""
 
@@ -211,6 +220,7 @@ class Study(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     baseline: dict[str, Any] = Field(default_factory=dict)
     table: TableConfig = Field(default_factory=TableConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
 
 
 # ---------------------------------------------------------------------------------------------------- errors
@@ -462,6 +472,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
     except ValueError:
         shown = recipe_path
     recipe_raw = load_yaml(recipe_path)
+    recipe_wandb = recipe_raw.pop("wandb", None)  # logging settings, not part of the recipe (nor of run ids)
+    if recipe_wandb is not None and "wandb" not in raw:
+        study.wandb = validate(WandbConfig, recipe_wandb, str(shown), prefix="wandb.")
     validate(Recipe, recipe_raw, str(shown))
     base = apply_overrides(recipe_raw, {})
     for key, value in study.set.items():

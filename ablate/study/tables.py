@@ -1,7 +1,15 @@
-"""Comparison tables: one row per configuration, mean ± std over seeds, delta vs the baseline."""
+"""Comparison tables: one row per configuration, mean ± std over seeds, n, Δ vs the baseline with a significance
+mark (Welch's t-test over seeds), cost columns with the hardware named, failed and missing runs shown as such.
+
+Torch-free (pandas; scipy for the test, imported when a table is built). ``build`` makes a ``ComparisonTable``;
+``to_markdown``/``to_latex``/``to_html``/``to_csv`` render it; the CLI prints it with rich.
+"""
 
 from __future__ import annotations
 
+import html as _html
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,56 +19,175 @@ from ablate.study.grid import Run, format_value
 from ablate.study.store import Store, atomic_write
 
 METRICS = {"miou": "mIoU", "pixel_acc": "PA", "mean_acc": "mAcc", "fwiou": "FWIoU"}
+COSTS = {"params": "Params (M)", "macs": "MACs (G)", "latency_ms": "Latency (ms)", "peak_mem_mb": "Memory (MB)"}
+MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
+TEST_NAME = "Welch's two-sided t-test over seeds (unequal variances)"
 
 
+# ------------------------------------------------------------------------------------------------- per run
 def collect(runs: list[Run], store: Store) -> pd.DataFrame:
-    """One row per run: axis values (as text), seed, status and the scalar metrics (in %)."""
+    """One row per run: axis values (as text), id, seed, status (done/failed/missing), error, the scalar metrics
+    (in %), per-class IoU (in %, columns ``iou:<class>``) and the cost record (params, macs, latency, memory)."""
     rows = []
     for run in runs:
         record = store.read_metrics(run) or {}
         row: dict[str, Any] = {k: format_value(v) for k, v in run.axes.items()}
-        row.update(run_id=run.id, seed=run.seed, status=record.get("status", "missing"))
-        metrics = record.get("metrics", {}) if row["status"] == "done" else {}
+        status = record.get("status", "missing")
+        row.update(run_id=run.id, seed=run.seed, status=status, train_id=run.train_id)
+        row["error"] = record.get("error", "") if status == "failed" else ""
+        done = status == "done"
+        metrics = record.get("metrics", {}) if done else {}
         for key in METRICS:
             value = metrics.get(key)
             row[key] = None if value is None else 100.0 * value
+        per_class = record.get("per_class_iou") or {}
+        order = [c for c in record.get("classes", []) if c in per_class] + [
+            c for c in per_class if c not in record.get("classes", [])
+        ]
+        for cls, value in ((c, per_class[c]) for c in order) if done else ():
+            row[f"iou:{cls}"] = (
+                None if value is None or (isinstance(value, float) and math.isnan(value)) else (100.0 * value)
+            )
+        cost = record.get("cost") or {}
+        row["params"] = cost.get("params", record.get("params")) if done else None
+        for key in ("macs", "latency_ms", "peak_mem_mb"):
+            row[key] = cost.get(key) if done else None
+        row["hardware"] = cost.get("hardware", "") if done else ""
+        row["eval_size"] = "×".join(str(s) for s in cost.get("image_size", [])) if done else ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for col in (*METRICS, *COSTS):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def class_names(df: pd.DataFrame) -> list[str]:
+    return [c.split(":", 1)[1] for c in df.columns if str(c).startswith("iou:")]
+
+
+# ------------------------------------------------------------------------------------------------- per configuration
+def _welch(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test, or None where it is undefined (fewer than 2 values, no variance)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy import stats
+
+    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    return None if p is None or math.isnan(p) else float(p)
+
+
+def mark(p: float | None) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return ""
+    for threshold, symbol in MARKS:
+        if p < threshold:
+            return symbol
+    return ""
 
 
 def summarize(
     df: pd.DataFrame, axes: list[str], baseline: dict[str, Any] | None = None, metric: str = "miou"
 ) -> pd.DataFrame:
-    """Mean and std over seeds per configuration (axis values), with n and Δ of ``metric`` vs the baseline."""
+    """Per configuration (axis values): mean and std over seeds of every metric, n (finished seeds), failed,
+    missing, the errors, Δ of ``metric`` vs the baseline with Welch's p-value, cost (mean over seeds)."""
     keys = axes or ["_all"]
     if not axes:
         df = df.assign(_all="all")
     done = df[df["status"] == "done"]
     out = df[keys].drop_duplicates().reset_index(drop=True)
     stats = done.groupby(keys, sort=False)[list(METRICS)].agg(["mean", "std"])
-    counts = done.groupby(keys, sort=False).size().rename("n")
-    failed = df[df["status"] == "failed"].groupby(keys, sort=False).size().rename("failed")
     stats.columns = [f"{m}_{s}" for m, s in stats.columns]
     out = out.merge(stats.reset_index(), on=keys, how="left")
-    out = out.merge(counts.reset_index(), on=keys, how="left").merge(failed.reset_index(), on=keys, how="left")
-    out["n"] = out["n"].fillna(0).astype(int)
-    out["failed"] = out["failed"].fillna(0).astype(int)
+    for name, mask in (("n", df["status"] == "done"), ("failed", df["status"] == "failed")):
+        counts = df[mask].groupby(keys, sort=False).size().rename(name)
+        out = out.merge(counts.reset_index(), on=keys, how="left")
+        out[name] = out[name].fillna(0).astype(int)
+    total = df.groupby(keys, sort=False).size().rename("runs")
+    out = out.merge(total.reset_index(), on=keys, how="left")
+    out["missing"] = out["runs"] - out["n"] - out["failed"]
+    errors = (
+        df[df["status"] == "failed"]
+        .groupby(keys, sort=False)["error"]
+        .agg(lambda s: "; ".join(dict.fromkeys(e for e in s if e)))
+        .rename("errors")
+    )
+    out = out.merge(errors.reset_index(), on=keys, how="left")
+    out["errors"] = out["errors"].fillna("")
+    cost_cols = [c for c in COSTS if c in done]
+    if cost_cols:
+        costs = done.groupby(keys, sort=False)[cost_cols].mean()
+        out = out.merge(costs.reset_index(), on=keys, how="left")
+    hw = done.groupby(keys, sort=False)["hardware"].agg(lambda s: "; ".join(dict.fromkeys(h for h in s if h)))
+    out = out.merge(hw.rename("hardware").reset_index(), on=keys, how="left")
+    out["hardware"] = out["hardware"].fillna("")
+    class_cols = [c for c in df.columns if str(c).startswith("iou:")]
+    if class_cols:
+        per_class = done.groupby(keys, sort=False)[class_cols].mean()
+        out = out.merge(per_class.reset_index(), on=keys, how="left")
+    out["baseline"] = False
     if baseline:
         mask = pd.Series(True, index=out.index)
         for key, value in baseline.items():
-            mask &= out[key] == format_value(value)
+            if key in out:
+                mask &= out[key] == format_value(value)
         if mask.any():
-            ref = out.loc[mask, f"{metric}_mean"].iloc[0]
+            ref_row = out.loc[mask].iloc[0]
+            out.loc[mask.idxmax(), "baseline"] = True
+            ref = ref_row[f"{metric}_mean"]
             out[f"delta_{metric}"] = out[f"{metric}_mean"] - ref
+            ref_values = _values(done, keys, ref_row, metric)
+            out[f"p_{metric}"] = [
+                None if is_base else _welch(_values(done, keys, row, metric), ref_values)
+                for is_base, (_, row) in zip(out["baseline"], out.iterrows(), strict=True)
+            ]
     return out.drop(columns=["_all"], errors="ignore")
 
 
+def _values(done: pd.DataFrame, keys: list[str], row: pd.Series, metric: str) -> list[float]:
+    mask = pd.Series(True, index=done.index)
+    for key in keys:
+        mask &= done[key] == row[key]
+    return [float(v) for v in done.loc[mask, metric].dropna()]
+
+
+# ------------------------------------------------------------------------------------------------- text cells
 def _pm(mean: float, std: float, n: int) -> str:
     if pd.isna(mean):
         return "—"
     if n < 2 or pd.isna(std):
         return f"{mean:.2f}"
     return f"{mean:.2f} ± {std:.2f}"
+
+
+def _status(row: pd.Series) -> str:
+    parts = []
+    if row["failed"]:
+        parts.append(f"FAILED {row['failed']}/{row['runs']}")
+    if row["missing"]:
+        parts.append(f"missing {row['missing']}/{row['runs']}")
+    return ", ".join(parts) or "ok"
+
+
+def _metric_cell(row: pd.Series, key: str) -> str:
+    if row["n"] == 0:
+        return "FAILED" if row["failed"] else "missing"
+    return _pm(row[f"{key}_mean"], row[f"{key}_std"], row["n"])
+
+
+def _delta_cell(row: pd.Series, metric: str) -> str:
+    d = row.get(f"delta_{metric}")
+    if row.get("baseline"):
+        return "baseline"
+    if d is None or pd.isna(d):
+        return "—"
+    return f"{d:+.2f}{mark(row.get(f'p_{metric}'))}"
+
+
+def _num(value: Any, scale: float = 1.0, digits: int = 2) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    return f"{value / scale:.{digits}f}"
 
 
 def short_names(axes: list[str]) -> dict[str, str]:
@@ -70,32 +197,266 @@ def short_names(axes: list[str]) -> dict[str, str]:
 
 
 def display(summary: pd.DataFrame, axes: list[str], metric: str = "miou") -> pd.DataFrame:
-    """The human table: axis columns (short names), one 'mean ± std' text column per metric, n, Δ."""
+    """The human table, one row per configuration: axis values, 'mean ± std' per metric, n, Δ (with the
+    significance mark), cost, and a status column saying which runs failed or are missing."""
     shown = pd.DataFrame({short: summary[axis] for axis, short in short_names(axes).items()})
     for key, title in METRICS.items():
-        shown[title] = [
-            _pm(m, s, n) for m, s, n in zip(summary[f"{key}_mean"], summary[f"{key}_std"], summary["n"], strict=True)
-        ]
+        shown[title] = [_metric_cell(row, key) for _, row in summary.iterrows()]
     shown["n"] = summary["n"]
-    if summary["failed"].any():
-        shown["failed"] = summary["failed"]
-    delta = f"delta_{metric}"
-    if delta in summary:
-        shown[f"Δ {METRICS[metric]}"] = ["—" if pd.isna(d) else f"{d:+.2f}" for d in summary[delta]]
+    if f"delta_{metric}" in summary:
+        shown[f"Δ {METRICS[metric]}"] = [_delta_cell(row, metric) for _, row in summary.iterrows()]
+    cost_format = {"params": (1e6, 3), "macs": (1e9, 3), "latency_ms": (1, 2), "peak_mem_mb": (1, 2)}
+    for key, title in COSTS.items():
+        if key in summary:
+            scale, digits = cost_format[key]
+            shown[title] = [_num(v, scale, digits) for v in summary[key]]
+    shown["status"] = [_status(row) for _, row in summary.iterrows()]
     return shown
 
 
-def to_markdown(df: pd.DataFrame) -> str:
+def pivot(summary: pd.DataFrame, rows: list[str], columns: list[str], metric: str = "miou") -> pd.DataFrame | None:
+    """The paper layout: ``rows`` x ``columns`` (axes), each cell 'mean ± std' of ``metric`` with Δ and its
+    significance mark, or FAILED/missing. Axes in neither list become rows, so nothing is averaged away."""
+    if not columns:
+        return None
+    axes = list(summary.columns[: summary.columns.get_loc(f"{metric}_mean")])
+    row_keys = [*rows, *(a for a in axes if a not in rows and a not in columns)]
+    names = short_names([*row_keys, *columns])
+    cells: dict[tuple, dict[str, str]] = {}
+    col_labels: list[str] = []
+    for _, r in summary.iterrows():
+        rk = tuple(r[k] for k in row_keys)
+        ck = ", ".join(f"{names[c]}={r[c]}" for c in columns)
+        if ck not in col_labels:
+            col_labels.append(ck)
+        cell = _metric_cell(r, metric)
+        if r["n"] and f"delta_{metric}" in summary:
+            delta = _delta_cell(r, metric)
+            cell += " (baseline)" if delta == "baseline" else f" ({delta})"
+        if r["n"] and (r["failed"] or r["missing"]):
+            cell += f" [{_status(r)}]"
+        cells.setdefault(rk, {})[ck] = cell
+    data = []
+    for rk, values in cells.items():
+        data.append(
+            {**{names[k]: v for k, v in zip(row_keys, rk, strict=True)}, **{c: values.get(c, "") for c in col_labels}}
+        )
+    return pd.DataFrame(data)
+
+
+# ------------------------------------------------------------------------------------------------- the table
+@dataclass
+class ComparisonTable:
+    title: str
+    metric: str
+    runs: pd.DataFrame  # collect()
+    summary: pd.DataFrame  # summarize()
+    shown: pd.DataFrame  # display()
+    layout: pd.DataFrame | None  # pivot()
+    footnote: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (run id, label, error)
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (run id, label)
+
+
+def build(loaded, runs: list[Run], store: Store) -> ComparisonTable:
+    """The study's comparison table from its run folders (finished, failed and missing runs alike)."""
+    study = loaded.study
+    axes = list(study.axes)
+    metric = study.table.metric
+    df = collect(runs, store)
+    summary = summarize(df, axes, study.baseline, metric)
+    shown = display(summary, axes, metric)
+    rows = [r for r in study.table.rows if r in axes]
+    columns = [c for c in study.table.columns if c in axes]
+    layout = pivot(summary, rows, columns, metric) if columns else None
+    by_id = {r.id: r for r in runs}
+    failures = [(r.run_id, by_id[r.run_id].label, r.error) for r in df.itertuples() if r.status == "failed"]
+    missing = [(r.run_id, by_id[r.run_id].label) for r in df.itertuples() if r.status not in ("done", "failed")]
+    return ComparisonTable(
+        title=study.name,
+        metric=metric,
+        runs=df,
+        summary=summary,
+        shown=shown,
+        layout=layout,
+        footnote=footnote(study, summary, df),
+        failures=failures,
+        missing=missing,
+    )
+
+
+def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
+    metric = study.table.metric
+    notes = [
+        f"Metrics in %, mean ± std (sample std) over n finished seeds of {len(study.seeds)} "
+        f"(seeds {', '.join(map(str, study.seeds))})."
+    ]
+    if f"delta_{metric}" in summary:
+        base = ", ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in study.baseline.items())
+        notes.append(
+            f"Δ {METRICS[metric]}: difference of the mean to the baseline row ({base}). Significance: {TEST_NAME} "
+            "against the baseline's seeds: * p<0.05, ** p<0.01, *** p<0.001; no mark: not significant, or "
+            "untestable (fewer than 2 seeds on either side, or no variance)."
+        )
+    elif study.baseline:
+        notes.append("Δ: the baseline configuration has no finished run, so no Δ is given.")
+    done = df[df["status"] == "done"]
+    if "macs" in done and done["macs"].notna().any():
+        hardware = "; ".join(dict.fromkeys(h for h in done["hardware"] if h)) or "unknown hardware"
+        sizes = ", ".join(dict.fromkeys(s for s in done["eval_size"] if s))
+        notes.append(
+            f"Cost per image (batch 1) at the eval size {sizes}, measured on {hardware}: parameters; "
+            "multiply-adds of convolutions and matrix products (torch.utils.flop_counter); latency = median of "
+            "10 forward passes after 3 warm-up passes; memory = peak of the tensors the forward pass allocates "
+            "(activations, weights not counted)."
+        )
+    failed, missing = int((df["status"] == "failed").sum()), int((~df["status"].isin(["done", "failed"])).sum())
+    if failed or missing:
+        notes.append(
+            f"{failed} run(s) FAILED and {missing} missing (not run yet); they are counted in the status column "
+            "and left out of the means, never dropped: see the list of failed runs."
+        )
+    return notes
+
+
+# ------------------------------------------------------------------------------------------------- renderers
+def _md_table(df: pd.DataFrame) -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, row in df.iterrows():
-        lines.append("| " + " | ".join(str(v) for v in row.tolist()) + " |")
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row.tolist()) + " |")
     return "\n".join(lines) + "\n"
 
 
-def save(shown: pd.DataFrame, summary: pd.DataFrame, root: Path, title: str, note: str = "") -> None:
-    md = f"# {title}\n\n{to_markdown(shown)}"
-    if note:
-        md += f"\n{note}\n"
-    atomic_write(root / "table.md", md)
-    atomic_write(root / "table.csv", summary.to_csv(index=False))
+to_markdown_table = _md_table
+
+
+def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
+    parts = [f"{heading} {t.title}\n\n", _md_table(t.shown)]
+    if t.layout is not None:
+        parts.append(f"\n{METRICS[t.metric]} in the study's table layout:\n\n")
+        parts.append(_md_table(t.layout))
+    parts.append("\n" + "".join(f"- {n}\n" for n in t.footnote))
+    if t.failures:
+        parts.append("\nFailed runs:\n\n" + "\n".join(f"- `{i}` {label}: {err}" for i, label, err in t.failures) + "\n")
+    if t.missing:
+        parts.append("\nMissing runs:\n\n" + "\n".join(f"- `{i}` {label}" for i, label in t.missing) + "\n")
+    return "".join(parts)
+
+
+def to_csv(t: ComparisonTable) -> str:
+    """Every number of the summary (one row per configuration), full precision, for scripts."""
+    return t.summary.to_csv(index=False)
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: Any) -> str:
+    """Escape LaTeX specials; ±, Δ, ×, — as math/text; significance marks (*, **, ***) as superscripts."""
+    import re
+
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    out = out.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("×", r"$\times$").replace("—", "--")
+    return re.sub(r"\*+", lambda m: f"$^{{{m.group(0)}}}$", out)
+
+
+def _latex_tabular(df: pd.DataFrame) -> list[str]:
+    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) or str(c) in COSTS.values() else "l" for c in df)
+    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
+    lines.append(" & ".join(latex_escape(c) for c in df.columns) + r" \\")
+    lines.append(r"\midrule")
+    for _, row in df.iterrows():
+        lines.append(" & ".join(latex_escape(v) for v in row.tolist()) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return lines
+
+
+def to_latex(t: ComparisonTable) -> str:
+    """booktabs tables (needs ``\\usepackage{booktabs}``): the per-configuration table, then the paper layout."""
+    lines = ["% requires \\usepackage{booktabs}", r"\begin{table}[t]", r"\centering", r"\small"]
+    lines += _latex_tabular(t.shown)
+    if t.layout is not None:
+        lines += [r"\vspace{1em}", ""] + _latex_tabular(t.layout)
+    caption = " ".join(t.footnote)
+    lines += [rf"\caption{{{latex_escape(t.title)}: {latex_escape(caption)}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _html_table(df: pd.DataFrame, cls: str) -> str:
+    head = "".join(f"<th>{_html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for _, row in df.iterrows():
+        cells = []
+        for v in row.tolist():
+            text = str(v)
+            klass = ' class="failed"' if "FAILED" in text else (' class="missing"' if "missing" in text else "")
+            cells.append(f"<td{klass}>{_html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+HTML_STYLE = """
+table.ablate { border-collapse: collapse; font: 13px/1.4 system-ui, sans-serif; margin: 0.5em 0 1em; }
+table.ablate th { border-top: 2px solid #222; border-bottom: 1px solid #222; padding: 3px 10px; text-align: left; }
+table.ablate td { padding: 3px 10px; border-bottom: 1px solid #eee; white-space: nowrap; }
+table.ablate tbody tr:last-child td { border-bottom: 2px solid #222; }
+table.ablate td.failed { color: #b00020; font-weight: 600; }
+table.ablate td.missing { color: #a06000; }
+.footnote { font: 12px/1.4 system-ui, sans-serif; color: #444; max-width: 1100px; }
+"""
+
+
+def to_html_fragment(t: ComparisonTable) -> str:
+    parts = [_html_table(t.shown, "ablate comparison")]
+    if t.layout is not None:
+        parts.append(f"<p>{METRICS[t.metric]} in the study's table layout:</p>")
+        parts.append(_html_table(t.layout, "ablate layout"))
+    parts.append('<ul class="footnote">' + "".join(f"<li>{_html.escape(n)}</li>" for n in t.footnote) + "</ul>")
+    if t.failures:
+        items = "".join(
+            f"<li><code>{_html.escape(i)}</code> {_html.escape(label)}: "
+            f"<span class='error'>{_html.escape(err)}</span></li>"
+            for i, label, err in t.failures
+        )
+        parts.append(f'<div class="failures"><b>Failed runs</b><ul>{items}</ul></div>')
+    if t.missing:
+        items = "".join(f"<li><code>{_html.escape(i)}</code> {_html.escape(label)}</li>" for i, label in t.missing)
+        parts.append(f'<div class="missing"><b>Missing runs</b><ul>{items}</ul></div>')
+    return "\n".join(parts)
+
+
+def to_html(t: ComparisonTable) -> str:
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_html.escape(t.title)}</title>"
+        f"<style>{HTML_STYLE}</style></head><body><h1>{_html.escape(t.title)}</h1>\n{to_html_fragment(t)}\n</body></html>\n"
+    )
+
+
+FORMATS = {
+    "md": ("table.md", to_markdown),
+    "csv": ("table.csv", to_csv),
+    "latex": ("table.tex", to_latex),
+    "html": ("table.html", to_html),
+}
+
+
+def save(t: ComparisonTable, root: Path, formats: tuple[str, ...] = ("md", "csv")) -> dict[str, Path]:
+    """Write the table in ``formats`` under ``root`` (table.md, table.csv, table.tex, table.html)."""
+    written = {}
+    for fmt in formats:
+        name, render = FORMATS[fmt]
+        atomic_write(root / name, render(t))
+        written[fmt] = root / name
+    return written

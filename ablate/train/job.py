@@ -26,25 +26,40 @@ MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "last.ckpt"
 
 
-class ProgressCallback(L.Callback):
-    """Forwards step and loss to the study's progress printer every ``every`` steps and at the last step."""
+CURVE_FILE = "curve.csv"
 
-    def __init__(self, progress: Any, steps: int, every: int):
+
+class ProgressCallback(L.Callback):
+    """Every ``every`` steps and at the last step: forwards step and loss to the study's progress printer and
+    records (step, loss, lr) for the training curve (written to trainings/<id>/curve.csv; the loss is the one the
+    training step already computed, so no extra work is done in the step)."""
+
+    def __init__(self, progress: Any, steps: int, every: int, curve: list[tuple[int, float, float]] | None = None):
         self.progress, self.steps, self.every = progress, steps, every
+        self.curve: list[tuple[int, float, float]] = list(curve or [])  # a resumed training's earlier points
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if self.progress is not None and trainer.is_global_zero and (step % self.every == 0 or step == self.steps):
+        if trainer.is_global_zero and (step == 1 or step % self.every == 0 or step == self.steps):
             loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
-            self.progress.step(step, self.steps, loss)
+            lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+            self.curve.append((step, loss, lr))
+            if self.progress is not None:
+                self.progress.step(step, self.steps, loss)
+
+    def write(self, path: Path) -> None:
+        lines = ["step,loss,lr"] + [f"{s},{loss:.6g},{lr:.6g}" for s, loss, lr in self.curve]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
 
 
 class AtomicCheckpoint(L.Callback):
     """Every ``every`` steps, save a full checkpoint (weights, optimizer, schedule, step, RNG) to ``path`` by
     writing a temporary file and renaming it: a kill at any moment leaves the previous checkpoint or the new one."""
 
-    def __init__(self, path: Path, every: int):
-        self.path, self.every = path, every
+    def __init__(self, path: Path, every: int, curve: ProgressCallback | None = None, curve_path: Path | None = None):
+        self.path, self.every, self.curve, self.curve_path = path, every, curve, curve_path
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
@@ -54,6 +69,20 @@ class AtomicCheckpoint(L.Callback):
             if trainer.is_global_zero:
                 fault_point(self.path.name)
                 os.replace(tmp, self.path)
+                if self.curve is not None and self.curve_path is not None:  # the curve so far survives a kill
+                    self.curve.write(self.curve_path)
+
+
+def _read_curve(path: Path, upto: int) -> list[tuple[int, float, float]]:
+    """The points of a partial curve.csv up to step ``upto`` (a resumed training continues it)."""
+    if upto == 0 or not path.is_file():
+        return []
+    points = []
+    for line in path.read_text().splitlines()[1:]:
+        step, loss, lr = line.split(",")
+        if int(step) <= upto:
+            points.append((int(step), float(loss), float(lr)))
+    return points
 
 
 def quiet() -> None:
@@ -95,8 +124,9 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None) -> dict[str, Any] | None:
-    """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically).
+def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None, logger: Any = None) -> dict | None:
+    """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically), the loss curve to
+    ``train_dir/curve.csv``. ``logger``: a Lightning logger (W&B) or None. Returns None on DDP ranks other than 0.
 
     Resumes from ``train_dir/last.ckpt`` when an earlier attempt left one; the result is the same as training
     without interruption (batches are a function of seed and step, RNG state is checkpointed)."""
@@ -117,18 +147,29 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None)
         num_nodes=t.num_nodes,
         sync_batchnorm=t.sync_batchnorm and t.devices * t.num_nodes > 1,
         precision=t.precision,
-        logger=False,
+        logger=logger if logger is not None else False,
+        log_every_n_steps=t.log_every,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the step sampler shards batches across processes itself
         default_root_dir=train_dir,
-        callbacks=[ProgressCallback(progress, t.steps, t.log_every), AtomicCheckpoint(checkpoint, t.checkpoint_every)],
+        callbacks=[
+            callback := ProgressCallback(progress, t.steps, t.log_every, _read_curve(train_dir / CURVE_FILE, start)),
+            AtomicCheckpoint(checkpoint, t.checkpoint_every, callback, train_dir / CURVE_FILE),
+        ],
     )
     started = time.monotonic()
     loader = train_loader(data, t.batch_size, recipe.seed, t.steps, start, recipe.data.num_workers)
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from)
+    try:
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from)
+    finally:
+        if trainer.is_global_zero:  # a failed training keeps its curve up to the failure
+            try:
+                callback.write(train_dir / CURVE_FILE)
+            except OSError as exc:
+                warnings.warn(f"training curve not written: {exc}", stacklevel=2)
     if not trainer.is_global_zero:  # other DDP ranks: rank 0 saves and evaluates
         return None
     save_atomic(module.model.state_dict(), train_dir / MODEL_FILE)
@@ -139,30 +180,64 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None)
 
 def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: Any = None) -> dict[str, Any]:
     """Train ``config`` (a resolved recipe) into ``train_dir`` unless a finished model is there, then evaluate it
-    with ``config["eval"]`` on the validation split. Returns the metrics record."""
+    with ``config["eval"]`` on the validation split and measure its cost. Returns the metrics record.
+
+    When the CLI exported a W&B context (``ablate.study.wandb_sink``), the run is logged as one W&B run: the
+    training through Lightning's WandbLogger, then the final metrics (summary), the per-class IoU table and cost.
+    """
     quiet()
     recipe = Recipe.model_validate(config)
     train_dir = Path(train_dir)
+    wb = _wandb_run(config, Path(run_dir))
+    try:
+        record = _run(recipe, train_dir, progress, wb)
+    except BaseException as exc:
+        if wb is not None:
+            wb.summary.update({"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+            wb.finish(exit_code=1)
+        raise
+    if wb is not None:
+        try:
+            _wandb_finish(wb, record, train_dir)
+        except Exception as exc:  # noqa: BLE001 - logging must never cost a finished run
+            warnings.warn(f"W&B run not completed: {type(exc).__name__}: {exc}", stacklevel=2)
+            wb.finish(exit_code=1)
+    return record
+
+
+def _run(recipe: Recipe, train_dir: Path, progress: Any, wb: Any) -> dict[str, Any]:
     data = build_datasets(recipe.data)
     trained = not (train_dir / "train.json").is_file() or not (train_dir / MODEL_FILE).is_file()
-    if trained and train(recipe, data, train_dir, progress) is None:
-        return {"status": "worker"}
+    if trained:
+        logger = None
+        if wb is not None:
+            from lightning.pytorch.loggers import WandbLogger
+
+            logger = WandbLogger(experiment=wb)
+        if train(recipe, data, train_dir, progress, logger) is None:
+            return {"status": "worker"}
     training = json.loads((train_dir / "train.json").read_text())
     return {**evaluate_trained(recipe, data, train_dir), "trained": trained, **training}
 
 
 def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path) -> dict[str, Any]:
     """Evaluate the model trained in ``train_dir`` with ``recipe.eval`` (inference strategy, eval output stride,
-    CRF) on the validation split: metrics, per-class IoU/accuracy, params and what evaluation ran."""
+    CRF) on the validation split: metrics, per-class IoU/accuracy, params, cost and what evaluation ran."""
     state = torch.load(Path(train_dir) / MODEL_FILE, map_location="cpu", weights_only=True)
     model = build_eval_model(recipe.model, recipe.eval, len(data.classes), state)
-    m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, eval_device(recipe))
+    device = eval_device(recipe)
+    m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, device)
     used = eval_model_config(recipe.model, recipe.eval)
+    from ablate.train.cost import measure
+
+    cost = measure(model, recipe.data.image_size, device)
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
+        "classes": list(data.classes),  # the class order (metrics.json sorts its keys)
         "per_class_iou": dict(zip(data.classes, m["per_class_iou"], strict=True)),
         "per_class_acc": dict(zip(data.classes, m["per_class_acc"], strict=True)),
         "params": count_params(model),
+        "cost": cost,
         "eval": {
             "output_stride": used.output_stride,
             "head": used.head.model_dump(mode="json"),
@@ -170,3 +245,66 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path) -> dict[st
             **({"crf_workers": m["crf_workers"]} if "crf_workers" in m else {}),
         },
     }
+
+
+def _wandb_run(config: dict[str, Any], run_dir: Path) -> Any:
+    """A W&B run for this study run (None without a W&B context): group = study, tags = axis values."""
+    from ablate.study import wandb_sink
+    from ablate.study.worker import global_rank
+
+    ctx = wandb_sink.current()
+    if ctx is None or global_rank() != 0:  # one W&B run per training: DDP ranks > 0 log nothing
+        return None
+    try:
+        return _init(wandb_sink, ctx, config, run_dir)
+    except Exception as exc:  # noqa: BLE001 - logging must never cost a run
+        warnings.warn(f"W&B run not started ({type(exc).__name__}: {exc}); the run goes on without it", stacklevel=2)
+        return None
+
+
+def _init(wandb_sink: Any, ctx: dict[str, Any], config: dict[str, Any], run_dir: Path) -> Any:
+    import yaml
+
+    from ablate.study.grid import format_value
+
+    info_path = run_dir / "config.yaml"
+    info = yaml.safe_load(info_path.read_text()) if info_path.is_file() else {}
+    axes, seed, run_id = info.get("axes") or {}, info.get("seed", config.get("seed")), info.get("id", run_dir.name)
+    label = " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in axes.items())
+    return wandb_sink.init_run(
+        ctx,
+        name=f"{run_id} {label} seed={seed}".strip(),
+        job_type="run",
+        tags=wandb_sink.tags_for(axes, seed),
+        config={**config, "ablate": {"run_id": run_id, "study": ctx["group"], "axes": axes, "seed": seed}},
+    )
+
+
+def _wandb_finish(wb: Any, record: dict[str, Any], train_dir: Path) -> None:
+    import wandb
+
+    if not record["trained"] and (train_dir / CURVE_FILE).is_file():  # reused training: log its curve
+        for line in (train_dir / CURVE_FILE).read_text().splitlines()[1:]:
+            step, loss, _lr = line.split(",")
+            wb.log({"train/loss": float(loss)}, step=int(step))
+    classes = list(record["per_class_iou"])
+    wb.log(
+        {
+            "per_class_iou": wandb.Table(
+                columns=["class", "iou", "acc"],
+                data=[[c, record["per_class_iou"][c], record["per_class_acc"][c]] for c in classes],
+            )
+        }
+    )
+    cost = record.get("cost") or {}
+    wb.summary.update(
+        {
+            **record["metrics"],
+            **{f"iou/{c}": v for c, v in record["per_class_iou"].items()},
+            **{f"cost/{k}": cost[k] for k in ("params", "macs", "latency_ms", "peak_mem_mb", "hardware") if k in cost},
+            "status": "done",
+            "trained": record["trained"],
+            "steps": record.get("steps"),
+        }
+    )
+    wb.finish()
