@@ -251,7 +251,7 @@ def run(
         except Exception as exc:  # noqa: BLE001 - the table and report are written; W&B is a copy
             err_console.print(f"[yellow]warning:[/yellow] W&B summary run not logged: {type(exc).__name__}: {exc}")
     if t.failures:
-        console.print("[red]some runs failed[/red]: `ablate run --retry-failed` runs them again")
+        console.print(f"[red]{len(t.failures)} run(s) failed[/red]: `ablate run --retry-failed` runs them again")
     if summary.busy:
         console.print(f"{len(summary.busy)} run(s) are being run by another process; run again when it is done.")
     if t.failures or t.missing:

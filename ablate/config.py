@@ -66,7 +66,7 @@ class TrainConfig(_Strict):
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: PositiveInt = 1  # processes (GPUs) per node; more than 1 trains with DDP
     num_nodes: PositiveInt = 1
-    sync_batchnorm: bool = True  # SyncBN across processes when devices x num_nodes > 1
+    sync_batchnorm: bool = True  # SyncBN across processes when devices x num_nodes > 1 (GPUs only)
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 100  # steps between resumable checkpoints (trainings/<id>/last.ckpt)

@@ -117,6 +117,14 @@ def eval_device(recipe: Recipe) -> torch.device:
     return torch.device("cuda" if gpu else "cpu")
 
 
+def sync_bn(recipe: Recipe) -> bool:
+    """SyncBN across processes: when asked, with more than one process, on GPUs (PyTorch's SyncBatchNorm has no
+    CPU implementation; CPU DDP keeps per-process BN statistics)."""
+    t = recipe.train
+    on_gpu = t.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return t.sync_batchnorm and t.devices * t.num_nodes > 1 and on_gpu
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
@@ -145,7 +153,7 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None,
         accelerator=t.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        sync_batchnorm=t.sync_batchnorm and t.devices * t.num_nodes > 1,
+        sync_batchnorm=sync_bn(recipe),
         precision=t.precision,
         logger=logger if logger is not None else False,
         log_every_n_steps=t.log_every,
