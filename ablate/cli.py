@@ -216,8 +216,18 @@ def _preflight(loaded: LoadedStudy, runs) -> None:
     from ablate.models.backbone import BuildError
     from ablate.train.job import check_model
 
+    from ablate.data.layout import DataRootError, check_data
+
     seen = set()
     for r in runs:
+        data = Recipe.model_validate(r.config).data
+        if ("data", data.model_dump_json()) not in seen:
+            seen.add(("data", data.model_dump_json()))
+            try:
+                check_data(data)
+            except DataRootError as exc:
+                msg = str(exc).removeprefix("data.root: ")
+                raise ConfigError(f"{loaded.source_of('data.root')}: {msg}") from None
         model = Recipe.model_validate(r.config).model
         key = model.model_dump_json()
         if key in seen:
