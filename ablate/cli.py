@@ -213,10 +213,9 @@ def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt 
 def _preflight(loaded: LoadedStudy, runs) -> None:
     """Build every distinct model once on the meta device; a bad backbone or head stops here, before training."""
     from ablate.config import Recipe
+    from ablate.data.layout import DataRootError, check_data
     from ablate.models.backbone import BuildError
     from ablate.train.job import check_model
-
-    from ablate.data.layout import DataRootError, check_data
 
     seen = set()
     for r in runs:

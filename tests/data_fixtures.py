@@ -87,9 +87,6 @@ def make_voc(root: Path, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-
-
-
 def make_cityscapes(root: Path, seed: int = 0) -> dict[str, np.ndarray]:
     """leftImg8bit/{train,val}/<city>/*_leftImg8bit.png + gtFine/.../*_gtFine_labelIds.png with raw labelIds."""
     rng = np.random.default_rng(seed)

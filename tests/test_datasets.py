@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from data_fixtures import H, W, make_ade20k, make_cityscapes, make_voc
 
 from ablate.config import ADE20KData, CityscapesData, Recipe, VOCData
 from ablate.data.datamodule import build_datasets
 from ablate.data.layout import DataRootError, check_root
-from data_fixtures import H, W, make_ade20k, make_cityscapes, make_voc
 
 CROP = 64
 

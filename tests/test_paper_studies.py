@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from data_fixtures import make_voc
 
 from ablate.config import ConfigError, load_study
 from ablate.study.grid import expand, format_value
 from ablate.study.reference import caption, join_reference, paper_layout
-from data_fixtures import make_voc
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = sorted((REPO / "studies" / "paper").glob("*.yaml"))
@@ -44,7 +44,8 @@ def test_paper_study_files(path):
 def test_reference_rows_must_name_axis_values(tmp_path):
     src = (REPO / "studies" / "paper" / "deeplabv3plus_table1.yaml").read_text()
     bad = tmp_path / "bad.yaml"
-    bad.write_text(src.replace("where: {model.decoder.low_level_channels: 8}", "where: {model.decoder.low_level_channels: 7}"))
+    old, new = "where: {model.decoder.low_level_channels: 8}", "where: {model.decoder.low_level_channels: 7}"
+    bad.write_text(src.replace(old, new))
     bad.write_text(bad.read_text().replace("../../recipes", str(REPO / "recipes")))
     with pytest.raises(ConfigError, match=r"reference.rows\[0\].where.model.decoder.low_level_channels: 7"):
         load_study(bad)

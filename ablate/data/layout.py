@@ -54,7 +54,8 @@ def required_paths(name: str, splits: tuple[str, ...]) -> list[str]:
     if name == "cityscapes":
         return [p for s in splits for p in (f"leftImg8bit/{s}", f"gtFine/{s}")]
     if name == "ade20k":
-        return [p for s in splits for p in (f"ADEChallengeData2016/images/{s}", f"ADEChallengeData2016/annotations/{s}")]
+        base = "ADEChallengeData2016"
+        return [p for s in splits for p in (f"{base}/images/{s}", f"{base}/annotations/{s}")]
     raise ValueError(name)
 
 

@@ -72,5 +72,6 @@ class VOCSegmentation(FolderSegmentation):
         label = read_index_png(source, "a VOC palette PNG")
         bad = (label > 20) & (label != 255)
         if bad.any():
-            raise DataRootError(f"data.root: {source}: label values {sorted(set(label[bad].tolist()))} not in 0..20, 255")
+            values = sorted(set(label[bad].tolist()))
+            raise DataRootError(f"data.root: {source}: label values {values} not in 0..20, 255")
         return label

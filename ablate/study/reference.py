@@ -120,7 +120,7 @@ def paper_layout(joined: pd.DataFrame) -> pd.DataFrame:
     shown = pd.DataFrame({"": joined["paper row"]})
     shown["published"] = [_num(v) for v in joined["published"]]
     shown["reproduced"] = [
-        DASH if rep is None or pd.isna(rep) else (f"{rep:.2f} ± {std:.2f}" if std is not None and n > 1 else f"{rep:.2f}")
+        _num(rep) + (f" ± {std:.2f}" if n > 1 and std is not None and not pd.isna(std) and not pd.isna(rep) else "")
         for rep, std, n in zip(joined["reproduced"], joined["std"], joined["n"], strict=True)
     ]
     shown["n"] = joined["n"]
