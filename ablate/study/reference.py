@@ -140,3 +140,17 @@ def caption(reference: Any) -> str:
     if _get(reference, "note"):
         text += f" {_get(reference, 'note')}"
     return text
+
+
+def reference_markdown(study: Any, summary: pd.DataFrame) -> str:
+    """The ``## Published vs reproduced`` section for ``table.md`` / the report: caption + the paper-layout table.
+    ``study`` is an ``ablate.config.Study`` with a ``reference``; ``summary`` as ``tables.summarize`` returns it.
+    Empty string when the study has no reference."""
+    reference = _get(study, "reference")
+    if reference is None:
+        return ""
+    shown = paper_layout(join_reference(summary, reference, _get(study, "baseline") or None))
+    cols = [str(c) for c in shown.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return f"## Published vs reproduced\n\n{caption(reference)}\n\n" + "\n".join(lines) + "\n"
