@@ -136,3 +136,14 @@ def test_paper_study_on_the_voc_fixture_end_to_end(tmp_path):
     joined = join_reference(pd.DataFrame(rows).assign(n=1), loaded.study.reference, loaded.study.baseline)
     assert joined["published"].tolist() == [75.36, 75.93, 76.58, 76.46, 77.21]
     assert joined["reproduced"].notna().all() and joined["delta"].notna().all()
+
+
+def test_reference_markdown_section():
+    from ablate.study.reference import reference_markdown
+
+    study = {"reference": REF, "baseline": {"model.output_stride": 16}}
+    summary = pd.DataFrame({"model.output_stride": ["8", "16"], "miou_mean": [55.0, 50.0], "n": [1, 1]})
+    md = reference_markdown(study, summary)
+    assert md.startswith("## Published vs reproduced") and "Table 1" in md
+    assert "| OS 8 | 75.18 | 55.00 | 1 | -20.18 | +1.30 | +5.00 |" in md
+    assert reference_markdown({"reference": None}, summary) == ""
