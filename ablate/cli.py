@@ -113,6 +113,8 @@ def _write_table(loaded: LoadedStudy, results: Path, fmt: str = "terminal"):
         from ablate.study.tables import METRICS
 
         _print_table(t.layout, f"{METRICS[t.metric]}: rows x columns as in the study's table layout")
+    if t.published is not None:
+        _print_table(t.published, f"Published vs reproduced: {t.published_caption}")
     for note in t.footnote:
         console.print(f"- {note}", markup=False)
     if t.failures:
@@ -282,6 +284,7 @@ def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt 
 def _preflight(loaded: LoadedStudy, runs) -> None:
     """Build every distinct model once on the meta device; a bad backbone or head stops here, before training."""
     from ablate.config import Recipe
+    from ablate.data.layout import DataRootError, check_data
     from ablate.models.backbone import BuildError
     from ablate.train.inference import eval_model_config
     from ablate.train.job import check_model
@@ -289,6 +292,14 @@ def _preflight(loaded: LoadedStudy, runs) -> None:
     seen = set()
     for r in runs:
         recipe = Recipe.model_validate(r.config)
+        data = recipe.data
+        if ("data", data.model_dump_json()) not in seen:
+            seen.add(("data", data.model_dump_json()))
+            try:
+                check_data(data)
+            except DataRootError as exc:
+                msg = str(exc).removeprefix("data.root: ")
+                raise ConfigError(f"{loaded.source_of('data.root')}: {msg}") from None
         for model, at_eval in ((recipe.model, False), (eval_model_config(recipe.model, recipe.eval), True)):
             key = model.model_dump_json()
             if key in seen:

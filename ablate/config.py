@@ -9,7 +9,7 @@ import copy
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
@@ -23,7 +23,7 @@ class _Strict(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------------- recipe
-class DataConfig(_Strict):
+class SyntheticData(_Strict):
     """The embedded synthetic data set (see ``ablate.data.synthetic``)."""
 
     name: Literal["synthetic"] = "synthetic"
@@ -32,6 +32,71 @@ class DataConfig(_Strict):
     num_val: PositiveInt = 64
     seed: int = 0
     num_workers: int = Field(default=0, ge=0)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _FolderData(_Strict):
+    """A real data set read from a local root folder (see ``ablate.data.layout`` for the folder layouts).
+
+    ``root``: the folder; when not given, the environment variable ``ABLATE_<VOC|CITYSCAPES|ADE20K>_ROOT``, else
+    ``$ABLATE_DATA_ROOT/<voc|cityscapes|ade20k>``. Training augmentation as in the papers: random scale in
+    [scale_min, scale_max], pad + random crop of crop_size, random left-right flip, mean/std normalisation."""
+
+    root: str | None = None
+    crop_size: PositiveInt = 513
+    scale_min: float = Field(default=0.5, gt=0)
+    scale_max: float = Field(default=2.0, gt=0)
+    flip: bool = True
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    max_train: PositiveInt | None = None  # first N training images only (smoke tests, reduced runs)
+    max_val: PositiveInt | None = None  # first N validation images only
+    num_workers: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _scale_order(self) -> _FolderData:
+        if self.scale_min > self.scale_max:
+            raise ValueError(f"scale_min {self.scale_min} > scale_max {self.scale_max}")
+        return self
+
+
+class VOCData(_FolderData):
+    """PASCAL VOC 2012 (+ SBD for ``trainaug``): 21 classes; DeepLab's crop 513."""
+
+    name: Literal["voc"] = "voc"
+    train_split: Literal["trainaug", "train", "val"] = "trainaug"
+    val_split: Literal["val", "train"] = "val"
+    crop_size: PositiveInt = 513
+
+
+class CityscapesData(_FolderData):
+    """Cityscapes gtFine, 19 train ids; DeepLabv3's crop 769."""
+
+    name: Literal["cityscapes"] = "cityscapes"
+    train_split: Literal["train", "val"] = "train"
+    val_split: Literal["val", "train"] = "val"
+    crop_size: PositiveInt = 769
+
+
+class ADE20KData(_FolderData):
+    """ADE20K SceneParsing (ADEChallengeData2016), 150 classes; PSPNet's crop 473."""
+
+    name: Literal["ade20k"] = "ade20k"
+    train_split: Literal["training", "validation"] = "training"
+    val_split: Literal["validation", "training"] = "validation"
+    crop_size: PositiveInt = 473
+
+
+DataConfig = Annotated[SyntheticData | VOCData | CityscapesData | ADE20KData, Field(discriminator="name")]
+DATA_CONFIGS: dict[str, type[BaseModel]] = {
+    "synthetic": SyntheticData,
+    "voc": VOCData,
+    "cityscapes": CityscapesData,
+    "ade20k": ADE20KData,
+}
 
 
 class DecoderConfig(_Strict):
@@ -54,6 +119,9 @@ class ModelConfig(_Strict):
     hdc_rates: list[PositiveInt] | None = None  # HDC: the dilations themselves, cycled; not with multi_grid
     deformable_blocks: int = Field(default=0, ge=0)  # deformable 3x3 convs in the last N blocks (Dai et al.)
     deformable_modulated: bool = False  # DCNv2 modulation of those deformable convs
+    # PSPNet's auxiliary loss: an FCN head (3x3 conv-BN-ReLU, dropout, 1x1) on the stage before the last, its
+    # cross-entropy added with this weight during training (PSPNet: 0.4); 0 = no auxiliary head
+    aux_loss: float = Field(default=0.0, ge=0)
 
 
 class TrainConfig(_Strict):
@@ -67,6 +135,7 @@ class TrainConfig(_Strict):
     devices: PositiveInt = 1  # processes (GPUs) per node; more than 1 trains with DDP
     num_nodes: PositiveInt = 1
     sync_batchnorm: bool = True  # SyncBN across processes when devices x num_nodes > 1 (GPUs only)
+    freeze_bn: bool = False  # BN of the backbone in eval mode with frozen affine parameters (DeepLab's OS 8 stage)
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 100  # steps between resumable checkpoints (trainings/<id>/last.ckpt)
@@ -140,10 +209,18 @@ class Recipe(_Strict):
     """One fully specified experiment: data, model, training, evaluation and the seed."""
 
     seed: int = 0
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataConfig = Field(default_factory=SyntheticData)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_data_name(cls, data: Any) -> Any:
+        """A ``data:`` block without ``name`` is the synthetic set (recipes written before the real data sets)."""
+        if isinstance(data, dict) and isinstance(data.get("data"), dict) and "name" not in data["data"]:
+            data = {**data, "data": {"name": "synthetic", **data["data"]}}
+        return data
 
 
 # ---------------------------------------------------------------------------------------------------- study
@@ -204,6 +281,31 @@ class WandbConfig(_Strict):
     entity: str | None = None
 
 
+class ReferenceRow(_Strict):
+    """One published number: the paper's row (and column, for tables laid out as a grid) and the axis values of
+    the configuration that reproduces it (``where``; empty when this study cannot reproduce it, e.g. a column
+    whose setting ablate does not have: the row is then shown with its published number only)."""
+
+    label: str
+    column: str | None = None
+    where: dict[str, Any] = Field(default_factory=dict)
+    miou: float | None = None
+    pixel_acc: float | None = None
+    mean_acc: float | None = None
+    fwiou: float | None = None
+
+
+class Reference(_Strict):
+    """Published numbers of the table a study reproduces (in %, as printed in the paper)."""
+
+    paper: str  # authors, title, arXiv id
+    table: str  # e.g. "Table 5"
+    dataset: str = ""  # e.g. "PASCAL VOC 2012 val"
+    metric: Literal["miou", "pixel_acc", "mean_acc", "fwiou"] = "miou"
+    note: str = ""  # setup differences, reconstructed check marks, ...
+    rows: list[ReferenceRow] = Field(min_length=1)
+
+
 class Study(_Strict):
     """A recipe plus the axes to vary. Axis keys are dotted paths into the recipe."""
 
@@ -221,6 +323,13 @@ class Study(_Strict):
     baseline: dict[str, Any] = Field(default_factory=dict)
     table: TableConfig = Field(default_factory=TableConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
+    reference: Reference | None = None  # the paper's published numbers (ablate.study.reference joins them)
+    # recipe overrides of the reduced run (CPU-sized, embedded synthetic data), applied after ``set`` when the
+    # study is loaded with ``--set reduced=true``
+    reduced: dict[str, Any] = Field(default_factory=dict)
+
+
+REDUCED_KEY = "reduced"  # ``--set reduced=true``: apply the study's ``reduced:`` block
 
 
 # ---------------------------------------------------------------------------------------------------- errors
@@ -250,7 +359,7 @@ def _format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]
     for part in err["loc"]:
         if isinstance(node, dict) and part in node:  # discriminated union tag: not a key the user wrote
             node = node[part]
-            head = f"head '{part}': "
+            head = f"{path[-1] if path else 'section'} '{part}': "
             continue
         if isinstance(part, int):
             path[-1] = f"{path[-1]}[{part}]" if path else f"[{part}]"
@@ -382,6 +491,10 @@ class LoadedStudy(BaseModel):
         for k in self.study.axes:
             if related(k):
                 return f"{self.path}: axes.{k}"
+        if self.overrides.get(REDUCED_KEY):
+            for k in self.study.reduced:
+                if related(k):
+                    return f"{self.path}: reduced.{k}"
         for k in self.study.set:
             if related(k):
                 return f"{self.path}: set.{k}"
@@ -400,6 +513,18 @@ def _check_override(base: dict[str, Any], key: str, value: Any, source: str) -> 
     except ValidationError as exc:
         err_key, msg = _format_error(exc.errors()[0], Recipe)
         raise ConfigError(f"{source}: {msg} (recipe key {err_key})") from None
+
+
+def _check_block(base: dict[str, Any], block: dict[str, Any], where: str, sep: str = ".") -> None:
+    """Check a block of overrides key by key, with the block's section swaps (``data.name: voc``) applied first,
+    so ``{data.name: voc, data.root: ...}`` checks ``data.root`` against the VOC section."""
+    names = {k: v for k, v in block.items() if k.endswith(".name")}
+    for key, value in names.items():
+        _check_override(base, key, value, f"{where}{sep}{key}")
+    swapped = apply_overrides(base, names)
+    for key, value in block.items():
+        if key not in names:
+            _check_override(swapped, key, value, f"{where}{sep}{key}")
 
 
 def _not_axis(study: Study, source: str, where: str, key: str) -> ConfigError:
@@ -477,11 +602,18 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
         study.wandb = validate(WandbConfig, recipe_wandb, str(shown), prefix="wandb.")
     validate(Recipe, recipe_raw, str(shown))
     base = apply_overrides(recipe_raw, {})
-    for key, value in study.set.items():
-        _check_override(base, key, value, f"{path}: set.{key}")
+    _check_block(base, study.set, f"{path}: set")
     base = apply_overrides(base, study.set)
-    for key, value in (overrides or {}).items():
-        _check_override(base, key, value, f"--set {key}")
+    overrides = dict(overrides or {})
+    reduced = overrides.pop(REDUCED_KEY, False)
+    if not isinstance(reduced, bool):
+        raise ConfigError(f"--set {REDUCED_KEY}={reduced}: expected true or false")
+    _check_block(base, study.reduced, f"{path}: reduced")
+    if reduced:
+        if not study.reduced:
+            raise ConfigError(f"--set {REDUCED_KEY}=true: {path} has no 'reduced:' block")
+        base = apply_overrides(base, study.reduced)
+    _check_block(base, overrides, "--set", sep=" ")
     base = apply_overrides(base, overrides or {})
     for key, values in study.axes.items():
         if not values:
@@ -496,6 +628,23 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
         for key in keys:
             if key not in study.axes and key != "seed":
                 raise _not_axis(study, str(path), where, key)
+    if study.reference is not None:
+        metric = study.reference.metric
+        for i, row in enumerate(study.reference.rows):
+            for key, value in row.where.items():
+                if key not in study.axes:
+                    raise _not_axis(study, str(path), f"reference.rows[{i}].where", key)
+                if value not in study.axes[key]:
+                    raise ConfigError(
+                        f"{path}: reference.rows[{i}].where.{key}: {value!r} is not a value of that axis; "
+                        f"values: {study.axes[key]}"
+                    )
+            if getattr(row, metric) is None:
+                raise ConfigError(f"{path}: reference.rows[{i}]: no published '{metric}' (reference.metric)")
     return LoadedStudy(
-        path=str(path), study=study, recipe_path=str(shown), recipe=base, overrides=dict(overrides or {})
+        path=str(path),
+        study=study,
+        recipe_path=str(shown),
+        recipe=base,
+        overrides={**overrides, **({REDUCED_KEY: True} if reduced else {})},
     )

@@ -20,9 +20,23 @@ class DataSets:
 
 
 def build_datasets(cfg: DataConfig) -> DataSets:
-    train = SyntheticSegmentation("train", cfg.num_train, cfg.image_size, cfg.seed, augment=True)
-    val = SyntheticSegmentation("val", cfg.num_val, cfg.image_size, cfg.seed, augment=False)
-    return DataSets(train=train, val=val, classes=SyntheticSegmentation.classes)
+    """Synthetic (generated in memory) or a real data set read from its root (``ablate.data.layout``); a missing or
+    malformed root raises ``ablate.data.layout.DataRootError`` (one line, with the expected layout)."""
+    if cfg.name == "synthetic":
+        train = SyntheticSegmentation("train", cfg.num_train, cfg.image_size, cfg.seed, augment=True)
+        val = SyntheticSegmentation("val", cfg.num_val, cfg.image_size, cfg.seed, augment=False)
+        return DataSets(train=train, val=val, classes=SyntheticSegmentation.classes)
+    if cfg.name == "voc":
+        from ablate.data.voc import VOCSegmentation as cls
+    elif cfg.name == "cityscapes":
+        from ablate.data.cityscapes import CityscapesSegmentation as cls
+    elif cfg.name == "ade20k":
+        from ablate.data.ade20k import ADE20KSegmentation as cls
+    else:  # pragma: no cover - the config union allows nothing else
+        raise ValueError(cfg.name)
+    train = cls(cfg, cfg.train_split, augment=True, max_items=cfg.max_train)
+    val = cls(cfg, cfg.val_split, augment=False, max_items=cfg.max_val)
+    return DataSets(train=train, val=val, classes=cls.classes, ignore_index=cls.ignore_index)
 
 
 def train_loader(

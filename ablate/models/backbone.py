@@ -53,10 +53,21 @@ class Backbone(nn.Module):
         deformable_modulated: bool = False,
     ):
         super().__init__()
-        if not timm.is_model(name):
+        if name not in VGG_DILATED and not timm.is_model(name):
             close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:5]
             hint = f"; close matches: {', '.join(close)}" if close else ""
             raise BuildError("model.backbone", f"unknown timm model '{name}'{hint}")
+        if name in VGG_DILATED:
+            if output_stride != 8:
+                raise BuildError(
+                    "model.output_stride",
+                    f"backbone '{name}' is the dilated VGG-16 front end (pool4/pool5 removed): use output_stride: 8",
+                )
+            if multi_grid or hdc_rates or deformable_blocks:
+                raise BuildError("model.backbone", f"multi_grid/hdc_rates/deformable_blocks do not apply to '{name}'")
+            self.body = DilatedVGG16(fc=name == "vgg16_dilated_fc", pretrained=pretrained, weights=weights)
+            self._set_features(output_stride)
+            return
         kwargs: dict = {"features_only": True, "pretrained": pretrained or weights is not None}
         if weights is not None:
             kwargs["pretrained_cfg_overlay"] = {"file": weights}
@@ -79,6 +90,16 @@ class Backbone(nn.Module):
                 f"backbone '{name}' ends at stride {reductions[-1]}, not {output_stride} (it ignores dilation); "
                 f"use output_stride: {reductions[-1]} or a family that dilates ({DILATABLE})",
             )
+        self._set_features(output_stride)
+        if multi_grid and hdc_rates:
+            raise BuildError(
+                "model.hdc_rates", "give multi_grid or hdc_rates, not both (both set the last stage's dilations)"
+            )
+        if multi_grid or hdc_rates or deformable_blocks:
+            self._modify_last_stage(name, multi_grid, hdc_rates, deformable_blocks, deformable_modulated)
+
+    def _set_features(self, output_stride: int) -> None:
+        reductions = list(self.body.feature_info.reduction())
         channels = list(self.body.feature_info.channels())
         # low level: the last feature at stride 4 (or the finest one when the net has none at 4)
         at4 = [i for i, r in enumerate(reductions) if r == 4]
@@ -86,13 +107,9 @@ class Backbone(nn.Module):
         self.low_channels = channels[self.low_index]
         self.high_channels = channels[-1]
         self.low_reduction = reductions[self.low_index]
+        # the stage before the last (ResNet layer3, PSPNet's "res4"): input of the auxiliary loss head
+        self.aux_channels = channels[-2] if len(channels) > 1 else channels[-1]
         self.output_stride = output_stride
-        if multi_grid and hdc_rates:
-            raise BuildError(
-                "model.hdc_rates", "give multi_grid or hdc_rates, not both (both set the last stage's dilations)"
-            )
-        if multi_grid or hdc_rates or deformable_blocks:
-            self._modify_last_stage(name, multi_grid, hdc_rates, deformable_blocks, deformable_modulated)
 
     def last_stage_blocks(self) -> list[nn.Module]:
         """The blocks of the module that outputs the last feature (one block if it is not a sequence)."""
@@ -138,9 +155,74 @@ class Backbone(nn.Module):
                 for parent, attr, conv in _spatial_conv_slots(block):
                     setattr(parent, attr, DeformConv.from_conv(conv, modulated))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, with_aux: bool = False) -> tuple[torch.Tensor, ...]:
+        """``(low, high)``, or ``(low, high, aux)`` with the stage-before-last feature when ``with_aux``."""
         feats = self.body(x)
+        if with_aux:
+            return feats[self.low_index], feats[-1], feats[-2] if len(feats) > 1 else feats[-1]
         return feats[self.low_index], feats[-1]
+
+
+VGG_DILATED = ("vgg16_dilated", "vgg16_dilated_fc")
+
+
+class _FeatureInfo:
+    def __init__(self, channels: list[int], reductions: list[int], modules: list[str]):
+        self._c, self._r, self._m = channels, reductions, modules
+
+    def channels(self) -> list[int]:
+        return list(self._c)
+
+    def reduction(self) -> list[int]:
+        return list(self._r)
+
+    def module_name(self) -> list[str]:
+        return list(self._m)
+
+
+class DilatedVGG16(nn.Module):
+    """The dilated VGG-16 front end of DeepLab v1/v2 and Yu & Koltun (2016), built from timm's ``vgg16``.
+
+    pool4 and pool5 are removed; conv5_1..conv5_3 get dilation 2 (and padding 2), so the output stride is 8. With
+    ``fc``: fc6 (timm's ``pre_logits.fc1``, 7x7) with dilation 4 (padding 12) and fc7 (1x1), 4096 channels each,
+    ReLU and dropout 0.5 as in VGG (Yu & Koltun's front end). Without: conv5_3 (512 channels), the body DeepLab v2
+    puts its fc6 branches (LargeFOV / ASPP) on. ImageNet weights load through timm before the surgery (a local file:
+    ``pretrained_cfg_overlay=dict(file=...)``), so every layer keeps its trained weights.
+    Differences: same-padding convs (Yu & Koltun: no padding inside, reflection padding of the input).
+
+    Features: conv3_3 (256, stride 4, the low level), conv4_3 (512, stride 8, the auxiliary one), conv5_3 or fc7.
+    """
+
+    def __init__(self, fc: bool = False, pretrained: bool = False, weights: str | None = None):
+        super().__init__()
+        kwargs: dict = {"pretrained": pretrained or weights is not None}
+        if weights is not None:
+            kwargs["pretrained_cfg_overlay"] = {"file": weights}
+        vgg = timm.create_model("vgg16", **kwargs)
+        layers = list(vgg.features.children())
+        pools = [i for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]  # pool1..pool5
+        if len(pools) != 5:
+            raise BuildError("model.backbone", f"unexpected timm vgg16 layout ({len(pools)} pools)")
+        self.stage1 = nn.Sequential(*layers[: pools[2]])  # conv1 .. conv3_3 (stride 4)
+        self.stage2 = nn.Sequential(*layers[pools[2] : pools[3]])  # pool3, conv4 (stride 8)
+        conv5 = layers[pools[3] + 1 : pools[4]]  # pool4 and pool5 removed
+        for m in conv5:
+            if isinstance(m, nn.Conv2d):
+                m.dilation, m.padding = (2, 2), (2, 2)
+        self.stage3 = nn.Sequential(*conv5)
+        channels = [256, 512, 512]
+        if fc:
+            fc6, fc7 = vgg.pre_logits.fc1, vgg.pre_logits.fc2
+            fc6.dilation, fc6.padding = (4, 4), (12, 12)
+            relu = [nn.ReLU(inplace=True), nn.Dropout(0.5)]
+            self.stage3.extend([fc6, *relu, fc7, nn.ReLU(inplace=True), nn.Dropout(0.5)])
+            channels[-1] = fc7.out_channels
+        self.feature_info = _FeatureInfo(channels, [4, 8, 8], ["stage1", "stage2", "stage3"])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        low = self.stage1(x)
+        mid = self.stage2(low)
+        return [low, mid, self.stage3(mid)]
 
 
 def _spatial_conv_slots(block: nn.Module) -> list[tuple[nn.Module, str, nn.Conv2d]]:

@@ -34,14 +34,31 @@ class Segmenter(nn.Module):
             )
             channels = self.decoder.out_channels
         self.classifier = nn.Conv2d(channels, num_classes, 1)
+        # PSPNet's auxiliary FCN head on the stage before the last (used in training only)
+        self.aux_head: nn.Module | None = None
+        if cfg.aux_loss > 0:
+            aux = self.backbone.aux_channels
+            self.aux_head = nn.Sequential(
+                nn.Conv2d(aux, 256, 3, padding=1, bias=False),
+                nn.BatchNorm2d(256),
+                nn.ReLU(inplace=True),
+                nn.Dropout2d(0.1),
+                nn.Conv2d(256, num_classes, 1),
+            )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        low, high = self.backbone(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits at the input size; in training with an auxiliary head, ``(logits, aux_logits)``."""
+        aux_logits = None
+        if self.aux_head is not None and self.training:
+            low, high, aux = self.backbone(x, with_aux=True)
+            aux_logits = F.interpolate(self.aux_head(aux), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        else:
+            low, high = self.backbone(x)
         y = self.head(high)
         if self.decoder is not None:
             y = self.decoder(y, low)
-        logits = self.classifier(y)
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        logits = F.interpolate(self.classifier(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return logits if aux_logits is None else (logits, aux_logits)
 
 
 def build_model(cfg: ModelConfig, num_classes: int) -> Segmenter:

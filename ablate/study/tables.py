@@ -256,6 +256,8 @@ class ComparisonTable:
     footnote: list[str] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (run id, label, error)
     missing: list[tuple[str, str]] = field(default_factory=list)  # (run id, label)
+    published: pd.DataFrame | None = None  # the paper's table: published vs reproduced (studies with reference:)
+    published_caption: str = ""
 
 
 def build(loaded, runs: list[Run], store: Store) -> ComparisonTable:
@@ -269,6 +271,12 @@ def build(loaded, runs: list[Run], store: Store) -> ComparisonTable:
     rows = [r for r in study.table.rows if r in axes]
     columns = [c for c in study.table.columns if c in axes]
     layout = pivot(summary, rows, columns, metric) if columns else None
+    published, published_caption = None, ""
+    if study.reference is not None:
+        from ablate.study.reference import caption, join_reference, paper_layout
+
+        published = paper_layout(join_reference(summary, study.reference, study.baseline or None))
+        published_caption = caption(study.reference)
     by_id = {r.id: r for r in runs}
     failures = [(r.run_id, by_id[r.run_id].label, r.error) for r in df.itertuples() if r.status == "failed"]
     missing = [(r.run_id, by_id[r.run_id].label) for r in df.itertuples() if r.status not in ("done", "failed")]
@@ -282,6 +290,8 @@ def build(loaded, runs: list[Run], store: Store) -> ComparisonTable:
         footnote=footnote(study, summary, df),
         failures=failures,
         missing=missing,
+        published=published,
+        published_caption=published_caption,
     )
 
 
@@ -336,6 +346,9 @@ def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
     if t.layout is not None:
         parts.append(f"\n{METRICS[t.metric]} in the study's table layout:\n\n")
         parts.append(_md_table(t.layout))
+    if t.published is not None:
+        parts.append(f"\n{heading}# Published vs reproduced\n\n{t.published_caption}\n\n")
+        parts.append(_md_table(t.published))
     parts.append("\n" + "".join(f"- {n}\n" for n in t.footnote))
     if t.failures:
         parts.append("\nFailed runs:\n\n" + "\n".join(f"- `{i}` {label}: {err}" for i, label, err in t.failures) + "\n")

@@ -186,6 +186,44 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None,
     return record
 
 
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def comparability(recipe: Recipe) -> dict[str, Any]:
+    """What makes a number comparable with a paper's: GPUs x images per GPU, SyncBN, precision, crop, iterations,
+    learning rate, backbone weights file and its sha256 (and the other recipe facts the papers report)."""
+    t, d, m = recipe.train, recipe.data, recipe.model
+    procs = t.devices * t.num_nodes
+    weights = m.weights
+    return {
+        "data": d.name,
+        "train_split": getattr(d, "train_split", "train"),
+        "crop": getattr(d, "crop_size", getattr(d, "image_size", None)),
+        "scale_aug": [d.scale_min, d.scale_max] if hasattr(d, "scale_min") else None,
+        "gpus_x_images": f"{procs} x {t.batch_size}",
+        "global_batch": procs * t.batch_size,
+        "sync_batchnorm": sync_bn(recipe),
+        "freeze_bn": t.freeze_bn,
+        "precision": t.precision,
+        "iterations": t.steps,
+        "lr": t.lr,
+        "poly_power": t.poly_power,
+        "weight_decay": t.weight_decay,
+        "output_stride": m.output_stride,
+        "aux_loss": m.aux_loss,
+        "backbone": m.backbone,
+        "weights": weights,
+        "weights_sha256": file_sha256(weights) if weights and Path(weights).is_file() else None,
+    }
+
+
 def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: Any = None) -> dict[str, Any]:
     """Train ``config`` (a resolved recipe) into ``train_dir`` unless a finished model is there, then evaluate it
     with ``config["eval"]`` on the validation split and measure its cost. Returns the metrics record.
@@ -225,7 +263,8 @@ def _run(recipe: Recipe, train_dir: Path, progress: Any, wb: Any) -> dict[str, A
         if train(recipe, data, train_dir, progress, logger) is None:
             return {"status": "worker"}
     training = json.loads((train_dir / "train.json").read_text())
-    return {**evaluate_trained(recipe, data, train_dir), "trained": trained, **training}
+    record = {**evaluate_trained(recipe, data, train_dir), "trained": trained, **training}
+    return {**record, "comparable": comparability(recipe)}
 
 
 def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path) -> dict[str, Any]:

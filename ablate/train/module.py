@@ -27,13 +27,33 @@ class SegmentationModule(L.LightningModule):
         self.val_confusion = confusion_metric(num_classes, ignore_index)
         self.last_metrics: dict | None = None
         self._rng_to_restore: dict | None = None
+        if recipe.train.freeze_bn:  # frozen BN of the backbone: statistics in eval mode, affine parameters fixed
+            for m in self._backbone_bn():
+                for p in m.parameters():
+                    p.requires_grad_(False)
+
+    def _backbone_bn(self) -> list[torch.nn.Module]:
+        return [m for m in self.model.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.recipe.train.freeze_bn:
+            for m in self._backbone_bn():
+                m.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
-        loss = F.cross_entropy(self(images), labels, ignore_index=self.ignore_index)
+        out = self(images)
+        if isinstance(out, tuple):  # PSPNet's auxiliary loss, weighted by model.aux_loss
+            logits, aux = out
+            loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
+            loss = loss + self.recipe.model.aux_loss * F.cross_entropy(aux, labels, ignore_index=self.ignore_index)
+        else:
+            loss = F.cross_entropy(out, labels, ignore_index=self.ignore_index)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True)

@@ -1,0 +1,156 @@
+"""Published numbers beside reproduced ones, in the paper's layout. Torch-free (pandas only).
+
+A study's ``reference:`` block (``ablate.config.Reference``) lists the paper's cells: a row label, optionally a
+column label (tables laid out as a grid, e.g. DeepLabv3 Table 3's multi-grid x block4..7), the published value and
+``where``, the axis values of the configuration that reproduces the cell. ``join_reference`` matches each cell to
+the study's summary (one row per configuration, axis values as ``format_value`` text, ``<metric>_mean``/``_std``
+and ``n`` columns, as ``ablate.study.tables.summarize`` gives) and returns, in the paper's row order:
+
+    paper row | [paper column] | axis values | published | reproduced | ± | n | Δ | published Δ base | Δ base
+
+- ``Δ`` = reproduced − published (meaningful for full runs on the paper's data);
+- ``published Δ base`` / ``Δ base``: each number minus the baseline configuration's number (the study's
+  ``baseline``), in the paper and here: the trend, which is what a reduced run on the synthetic data can reproduce.
+
+Cells with an empty ``where`` (settings ablate does not have, e.g. DeepLabv3's output stride 64) and cells whose
+configuration has no finished run show their published number and "—".
+
+``paper_layout`` pivots the joined table to the paper's grid when cells have column labels
+("published / reproduced (Δ)" in each cell), else returns the long table with text cells.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ablate.study.grid import format_value
+
+DASH = "—"
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
+
+
+def _match(summary: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
+    mask = pd.Series(True, index=summary.index)
+    for key, value in where.items():
+        if key not in summary.columns:
+            return summary.iloc[0:0]
+        mask &= summary[key].astype(str) == format_value(value)
+    return summary[mask]
+
+
+def join_reference(
+    summary: pd.DataFrame, reference: Any, baseline: dict[str, Any] | None = None, metric: str | None = None
+) -> pd.DataFrame:
+    """The paper's cells joined to the study's configurations (see the module doc). ``reference`` is a
+    ``Reference`` (or its dict); ``metric`` defaults to the reference's."""
+    metric = metric or _get(reference, "metric", "miou")
+    rows = _get(reference, "rows")
+    axes = list(dict.fromkeys(k for row in rows for k in (_get(row, "where") or {})))
+    has_columns = any(_get(row, "column") for row in rows)
+    mean_col, std_col = f"{metric}_mean", f"{metric}_std"
+
+    def reproduced(where: dict[str, Any]) -> tuple[float | None, float | None, int]:
+        if not where:
+            return None, None, 0
+        hit = _match(summary, where)
+        if hit.empty or mean_col not in hit or pd.isna(hit[mean_col].iloc[0]):
+            return None, None, 0
+        std = hit[std_col].iloc[0] if std_col in hit else None
+        n = int(hit["n"].iloc[0]) if "n" in hit else 1
+        return float(hit[mean_col].iloc[0]), (None if std is None or pd.isna(std) else float(std)), n
+
+    base_pub = base_rep = None
+    if baseline:
+        for row in rows:
+            where = _get(row, "where") or {}
+            if where and all(format_value(where.get(k)) == format_value(v) for k, v in baseline.items()):
+                base_pub = _get(row, metric)
+                base_rep = reproduced(where)[0]
+                break
+
+    out = []
+    for row in rows:
+        where = _get(row, "where") or {}
+        pub = _get(row, metric)
+        rep, std, n = reproduced(where)
+        rec: dict[str, Any] = {"paper row": _get(row, "label")}
+        if has_columns:
+            rec["paper column"] = _get(row, "column") or ""
+        for key in axes:
+            rec[key] = format_value(where[key]) if key in where else DASH
+        rec.update(
+            published=pub,
+            reproduced=rep,
+            std=std,
+            n=n,
+            delta=None if rep is None or pub is None else rep - pub,
+            published_vs_base=None if base_pub is None or pub is None else pub - base_pub,
+            reproduced_vs_base=None if base_rep is None or rep is None else rep - base_rep,
+        )
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def _num(v: Any, signed: bool = False) -> str:
+    if v is None or pd.isna(v):
+        return DASH
+    return f"{v:+.2f}" if signed else f"{v:.2f}"
+
+
+def paper_layout(joined: pd.DataFrame) -> pd.DataFrame:
+    """Text table in the paper's layout: a grid (paper rows x paper columns, cells "published / reproduced (Δ)")
+    when the reference has column labels, else one line per paper row with published, reproduced, Δ and the
+    Δ-vs-baseline columns."""
+    if "paper column" in joined.columns:
+        rows = list(dict.fromkeys(joined["paper row"]))
+        cols = list(dict.fromkeys(joined["paper column"]))
+        grid = pd.DataFrame(DASH, index=rows, columns=cols)
+        for _, r in joined.iterrows():
+            cell = f"{_num(r['published'])} / {_num(r['reproduced'])}"
+            if r["reproduced"] is not None and not pd.isna(r["reproduced"]):
+                cell += f" ({_num(r['delta'], True)})"
+            grid.loc[r["paper row"], r["paper column"]] = cell
+        grid.index.name = "published / reproduced (Δ)"
+        return grid.reset_index()
+    shown = pd.DataFrame({"": joined["paper row"]})
+    shown["published"] = [_num(v) for v in joined["published"]]
+    shown["reproduced"] = [
+        _num(rep) + (f" ± {std:.2f}" if n > 1 and std is not None and not pd.isna(std) and not pd.isna(rep) else "")
+        for rep, std, n in zip(joined["reproduced"], joined["std"], joined["n"], strict=True)
+    ]
+    shown["n"] = joined["n"]
+    shown["Δ"] = [_num(v, True) for v in joined["delta"]]
+    if joined["published_vs_base"].notna().any():
+        shown["published Δ base"] = [_num(v, True) for v in joined["published_vs_base"]]
+        shown["reproduced Δ base"] = [_num(v, True) for v in joined["reproduced_vs_base"]]
+    return shown
+
+
+def caption(reference: Any) -> str:
+    """'Paper, Table N (dataset), metric in %' — the line a table or report prints above the joined table."""
+    parts = [f"{_get(reference, 'paper')}, {_get(reference, 'table')}"]
+    if _get(reference, "dataset"):
+        parts.append(f"({_get(reference, 'dataset')})")
+    text = " ".join(parts) + f"; {_get(reference, 'metric', 'miou')} in %."
+    if _get(reference, "note"):
+        text += f" {_get(reference, 'note')}"
+    return text
+
+
+def reference_markdown(study: Any, summary: pd.DataFrame) -> str:
+    """The ``## Published vs reproduced`` section for ``table.md`` / the report: caption + the paper-layout table.
+    ``study`` is an ``ablate.config.Study`` with a ``reference``; ``summary`` as ``tables.summarize`` returns it.
+    Empty string when the study has no reference."""
+    reference = _get(study, "reference")
+    if reference is None:
+        return ""
+    shown = paper_layout(join_reference(summary, reference, _get(study, "baseline") or None))
+    cols = [str(c) for c in shown.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return f"## Published vs reproduced\n\n{caption(reference)}\n\n" + "\n".join(lines) + "\n"

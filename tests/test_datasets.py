@@ -1,0 +1,142 @@
+"""The real data sets read back from tiny fixture folders in their exact on-disk formats (no downloads)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from data_fixtures import H, W, make_ade20k, make_cityscapes, make_voc
+
+from ablate.config import ADE20KData, CityscapesData, Recipe, VOCData
+from ablate.data.datamodule import build_datasets
+from ablate.data.layout import DataRootError, check_root
+
+CROP = 64
+
+
+def _label(ds, i) -> np.ndarray:
+    return ds[i][1].numpy()
+
+
+def test_voc_val_and_trainaug(tmp_path):
+    written = make_voc(tmp_path)
+    data = build_datasets(VOCData(root=str(tmp_path), crop_size=CROP))
+    assert len(data.classes) == 21 and data.classes[15] == "person" and data.ignore_index == 255
+    # val: VOC's palette PNGs read back as indices, borders 255, padded to the crop with 255
+    assert [p.stem for p, _ in data.val.items] == ["2008_000002", "2008_000003"]
+    for i, (path, _) in enumerate(data.val.items):
+        image, label = data.val[i]
+        assert image.shape == (3, CROP, CROP) and label.dtype == torch.long
+        lab = label.numpy()
+        np.testing.assert_array_equal(lab[:H, :W], written["voc"][path.stem])
+        assert (lab[H:, :] == 255).all() and (lab[:, W:] == 255).all()
+        assert {0, 15, 20, 255} <= set(np.unique(lab).tolist())
+    # trainaug = VOC train + SBD train + SBD val - VOC val; VOC's PNG where it exists, else SBD's .mat
+    ids = [p.stem for p, _ in data.train.items]
+    assert ids == ["2008_000000", "2008_000001", "2008_000004", "2008_000005"]
+    sources = {p.stem: s.suffix for p, s in data.train.items}
+    assert sources == {"2008_000000": ".png", "2008_000001": ".png", "2008_000004": ".mat", "2008_000005": ".mat"}
+    for i, (path, _) in enumerate(data.train.items):
+        expected = written["voc"].get(path.stem, written["sbd"].get(path.stem))
+        np.testing.assert_array_equal(_label(data.train, i)[:H, :W], expected)
+    sbd = _label(data.train, 2)[:H, :W]
+    assert 255 not in sbd and set(np.unique(sbd).tolist()) == {0, 5, 15, 20}
+
+
+def test_voc_augmentation_is_a_function_of_the_key(tmp_path):
+    make_voc(tmp_path)
+    data = build_datasets(VOCData(root=str(tmp_path), crop_size=48))
+    a1, l1 = data.train[(0, (0, 3, 1))]
+    a2, l2 = data.train[(0, (0, 3, 1))]
+    assert a1.shape == (3, 48, 48) and l1.shape == (48, 48)
+    assert torch.equal(a1, a2) and torch.equal(l1, l2)
+    others = [data.train[(0, (0, s, 0))][1] for s in range(6)]
+    assert any(not torch.equal(l1, o) for o in others)
+    for _, lab in [data.train[(i, (1, 2, i))] for i in range(4)]:
+        assert set(np.unique(lab.numpy()).tolist()) <= set(range(21)) | {255}
+    # no augmentation without a key, and on the validation set even with one
+    assert torch.equal(data.val[(0, (5, 5, 5))][1], data.val[0][1])
+
+
+def test_rgb_is_aligned_with_the_item(tmp_path):
+    make_voc(tmp_path)
+    data = build_datasets(VOCData(root=str(tmp_path), crop_size=CROP))
+    rgb = data.val.rgb(0)
+    image, _ = data.val[0]
+    assert rgb.dtype == np.uint8 and rgb.shape == (CROP, CROP, 3)
+    back = (data.val.denormalize(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(back, rgb)
+
+
+def test_cityscapes_label_ids_to_train_ids(tmp_path):
+    written = make_cityscapes(tmp_path)
+    data = build_datasets(CityscapesData(root=str(tmp_path), crop_size=CROP))
+    assert len(data.classes) == 19 and data.classes[0] == "road" and data.classes[18] == "bicycle"
+    assert len(data.train) == 2 and len(data.val) == 1
+    lab = _label(data.val, 0)[:H, :W]
+    raw = next(v for k, v in written.items() if k.startswith("val/"))
+    # labelIds 1 ego vehicle, 4 static, 6 ground, 30 trailer -> ignored; 7 road -> 0, 8 -> 1, 11 -> 2,
+    # 24 person -> 11, 26 car -> 13, 33 bicycle -> 18
+    expected = {1: 255, 4: 255, 7: 0, 8: 1, 11: 2, 24: 11, 26: 13, 33: 18, 6: 255, 30: 255}
+    for lid, tid in expected.items():
+        assert (lab[raw == lid] == tid).all(), lid
+    assert set(np.unique(lab).tolist()) == {0, 1, 2, 11, 13, 18, 255}
+
+
+def test_ade20k_150_classes_zero_ignored(tmp_path):
+    written = make_ade20k(tmp_path)
+    data = build_datasets(ADE20KData(root=str(tmp_path), crop_size=CROP))
+    assert len(data.classes) == 150 and data.classes[0] == "wall" and data.classes[149] == "flag"
+    assert len(data.train) == 2 and len(data.val) == 1
+    lab = _label(data.val, 0)[:H, :W]
+    raw = next(iter(v for k, v in written.items() if k.startswith("validation/")))
+    for ann, tid in {0: 255, 1: 0, 13: 12, 150: 149}.items():
+        assert (lab[raw == ann] == tid).all(), ann
+    image, label = data.train[(1, (0, 0, 0))]
+    assert image.shape == (3, CROP, CROP)
+
+
+def test_missing_root_is_one_line_with_the_layout(tmp_path, monkeypatch):
+    for var in ("ABLATE_VOC_ROOT", "ABLATE_DATA_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(DataRootError) as err:
+        check_root("voc", None, ("trainaug", "val"))
+    msg = str(err.value)
+    assert "\n" not in msg and "ABLATE_VOC_ROOT" in msg and "VOCdevkit/VOC2012" in msg
+    with pytest.raises(DataRootError, match="is not a folder"):
+        check_root("cityscapes", str(tmp_path / "nope"), ("train", "val"))
+    (tmp_path / "VOCdevkit" / "VOC2012" / "JPEGImages").mkdir(parents=True)
+    with pytest.raises(DataRootError, match="has no VOCdevkit/VOC2012/SegmentationClass") as err:
+        build_datasets(VOCData(root=str(tmp_path)))
+    assert "\n" not in str(err.value)
+    # from the environment
+    make_ade20k(tmp_path / "common" / "ade20k")
+    monkeypatch.setenv("ABLATE_DATA_ROOT", str(tmp_path / "common"))
+    assert len(build_datasets(ADE20KData(crop_size=CROP)).val) == 1
+
+
+def test_data_union_in_recipes():
+    assert Recipe.model_validate({"data": {"image_size": 32}}).data.name == "synthetic"
+    assert Recipe.model_validate({"data": {"name": "voc"}}).data.crop_size == 513
+    assert Recipe.model_validate({"data": {"name": "cityscapes"}}).data.crop_size == 769
+    assert Recipe.model_validate({"data": {"name": "ade20k"}}).data.crop_size == 473
+
+
+def test_cli_names_the_missing_root(tiny_study, tmp_path):
+    study = tiny_study(
+        "name: r\nrecipe: recipe.yaml\nset: {data.name: voc, data.root: /nonexistent/voc}\n"
+        "axes: {model.output_stride: [16]}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(tmp_path / "res")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "set.data.root" in lines[0] and "/nonexistent/voc' is not a folder" in lines[0]
+    assert "VOCdevkit/VOC2012" in lines[0]
