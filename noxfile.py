@@ -10,15 +10,28 @@ import nox
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
+# System packages some tests need: a real single-node SLURM (tests/test_slurm.py); headless Chromium to open the
+# report (tests/test_results.py: without it that test fails under CI=true and skips elsewhere, saying why).
+SYSTEM_PACKAGES = {"slurmctld": "slurm-wlm", "munged": "munge", "chromium": "chromium"}
+
+
+def _install_system_packages(session: nox.Session) -> None:
+    """apt-get install what is missing, when we may (root with apt); otherwise the tests that need it say why."""
+    missing = sorted({pkg for binary, pkg in SYSTEM_PACKAGES.items() if shutil.which(binary) is None})
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.warn(f"not root or no apt-get: cannot install {', '.join(missing)}; those tests will skip")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", *missing, external=True, env=env)
+
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Install ablate with its dev extras and run the test suite (CPU only, no downloads).
-
-    The report test opens report.html in headless Chromium: when it is missing and this runs as root (CI
-    containers), Debian's ``chromium`` package is installed here. Without it the test fails under CI=true and is
-    skipped elsewhere (with a message saying how to install it)."""
-    _ensure_chromium(session)
+    """Install ablate with its dev extras (and the system services some tests use), then run the test suite."""
+    _install_system_packages(session)
     session.install("-e", ".[dev]")
     session.run("pytest", *session.posargs, env={"WANDB_MODE": "offline"})
 
@@ -29,17 +42,3 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
     session.run("ruff", "check", "ablate", "tests", "noxfile.py")
 
-
-def _ensure_chromium(session: nox.Session) -> None:
-    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
-        return
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
-        session.warn("chromium not found and not root: the report's browser test will skip (fail under CI=true)")
-        return
-    session.run(
-        "sh",
-        "-c",
-        "apt-get install -y -q chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)",
-        external=True,
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ablate.config import LoadedStudy, load_study
@@ -42,7 +43,9 @@ SetOpt = Annotated[
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", markup=True)
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", markup=True)
     raise typer.Exit(2)
 
 
@@ -152,40 +155,92 @@ def run(
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Write report.html/report.md at the end.")
     ] = True,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Run again only the runs that failed before (nothing else).")
+    ] = False,
+    max_parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--max-parallel",
+            "-j",
+            min=1,
+            help="Jobs at once on this machine, each in its own process with its own GPUs (train.devices) or an "
+            "equal share of the CPU cores. Default: one per free GPU set, 1 on a CPU-only machine.",
+            show_default=False,
+        ),
+    ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            "-e",
+            help="local or slurm; overrides the study's executor.kind (its other executor settings still apply).",
+            show_default=False,
+        ),
+    ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="SLURM: submit and exit without waiting; run again later to collect."),
+    ] = False,
 ) -> None:
     """Run every run of STUDY that is not finished yet, then print and save its comparison table and its report,
     and log a W&B summary run (see --wandb).
 
     Finished runs (results/<study>/runs/<id>/metrics.json with status done) are skipped, so running a study again
-    only does what is left. A run that fails is recorded with its error and the study goes on; the exit code is
-    then 1. Bad input exits with code 2 and a one-line message.
+    only does what is left; an interrupted training resumes from its last checkpoint. Runs that differ only in
+    `eval.` keys share one training. A run that fails is recorded with its error and the study goes on; the exit
+    code is then 1 (`--retry-failed` runs those again). Bad input exits with code 2 and a one-line message.
     """
+    from ablate.study.executors import visible_gpus
+    from ablate.study.grid import expand
+    from ablate.study.runner import run_study, select
+    from ablate.study.store import Store
+    from ablate.study.worker import DEFAULT_JOB
+
     try:
         loaded = _load(study, set_)
-        from ablate.study.grid import expand
-
+        exec_cfg = loaded.study.executor
+        if executor is not None:
+            if executor not in ("local", "slurm"):
+                raise ConfigError(f"--executor {executor}: allowed: local, slurm")
+            exec_cfg = exec_cfg.model_copy(update={"kind": executor})
         runs = expand(loaded)
-        from ablate.study.store import Store
-
-        store = Store(results, loaded.study.name)
-        if any(not store.is_done(r) for r in runs):
-            _preflight(loaded, runs)
+        todo, _ = select(runs, Store(results, loaded.study.name), retry_failed)
+        if todo:
+            _preflight(loaded, todo)
         if wandb is not None and wandb.lower() not in ("auto", "online", "offline", "disabled"):
             raise ConfigError(f"--wandb {wandb}: expected one of online, offline, disabled, auto")
     except ConfigError as exc:
         _fail(str(exc))
     from ablate.study import wandb_sink
-    from ablate.study.runner import run_study
-    from ablate.train.job import run_job
 
     ctx = wandb_sink.settings(loaded.study.name, results, loaded.study.wandb, wandb)
-    wandb_sink.export(ctx)
+    wandb_sink.export(ctx)  # the jobs (in this process, local workers or SLURM jobs) read it from the environment
     if ctx["mode"] != "disabled":
         console.print(
             f"W&B: {ctx['mode']} (project {ctx['project']}, group {ctx['group']}, files in {ctx['dir']}/wandb)"
         )
-    summary = run_study(loaded, results, run_job, console)
+    if exec_cfg.kind == "slurm":
+        try:
+            summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed, executor=exec_cfg, detach=detach)
+        except ConfigError as exc:
+            _fail(str(exc))
+        if detach:
+            return
+    else:
+        parallel = max_parallel or exec_cfg.max_parallel
+        if parallel is None:  # one job per free set of GPUs, one at a time on a CPU-only machine
+            gpus = len(visible_gpus())
+            per_job = max((int(r.config["train"]["devices"]) for r in runs), default=1)
+            parallel = max(1, gpus // per_job) if gpus else 1
+        if parallel > 1 or any(int(r.config["train"]["devices"]) > 1 for r in todo):
+            summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed, parallel)
+        else:
+            from ablate.train.job import run_job
+
+            summary = run_study(loaded, results, run_job, console, retry_failed)
     runs, store, t = _write_table(loaded, results)
+    not_done = int((t.runs["status"] != "done").sum())
     rep = _write_report(loaded, results, runs, store, t) if report else None
     if ctx["mode"] != "disabled":
         images = rep.images if rep is not None else {}
@@ -196,11 +251,36 @@ def run(
             console.print(f"W&B summary run: {where}", markup=False)
         except Exception as exc:  # noqa: BLE001 - the table and report are written; W&B is a copy
             err_console.print(f"[yellow]warning:[/yellow] W&B summary run not logged: {type(exc).__name__}: {exc}")
-    if summary.failed:
-        console.print(f"[red]{len(summary.failed)} run(s) failed:[/red]")
-        for r, message in summary.failed:
-            console.print(f"  {r.id}  {r.label}: {message}")
+    failed = [r for r in runs if store.state(r) == "failed"]
+    if failed:
+        console.print(f"[red]{len(failed)} run(s) failed[/red] (ablate run --retry-failed to run them again):")
+        for r in failed:
+            console.print(f"  {r.id}  {escape(r.label)}: {escape((store.read_metrics(r) or {}).get('error', ''))}")
+    if summary.busy:
+        console.print(f"{len(summary.busy)} run(s) are being run by another process; run again when it is done.")
+    if failed or not_done:
         raise typer.Exit(1)
+
+
+@app.command()
+def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None) -> None:
+    """Count STUDY's runs by state: done, running (locked by a live process), failed, pending."""
+    try:
+        loaded = _load(study, set_)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from ablate.study.grid import expand
+    from ablate.study.store import Store
+
+    store = Store(results, loaded.study.name)
+    runs = expand(loaded)
+    states = {r.id: store.state(r) for r in runs}
+    counts = {s: sum(v == s for v in states.values()) for s in ("done", "running", "failed", "pending")}
+    console.print(f"{loaded.study.name}: {len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    for r in runs:
+        if states[r.id] in ("running", "failed"):
+            detail = (store.read_metrics(r) or {}).get("error", "") if states[r.id] == "failed" else ""
+            console.print(f"  {states[r.id]:8} {r.id}  {escape(r.label)}  {escape(detail)}")
 
 
 def _preflight(loaded: LoadedStudy, runs) -> None:
@@ -239,28 +319,40 @@ def plan(
 
     runs = expand(loaded)
     store = Store(results, loaded.study.name)
+    shared: dict[str, int] = {}
+    for r in runs:
+        shared[r.train_id] = shared.get(r.train_id, 0) + 1
     rows = [
         {
             "id": r.id,
             "seed": r.seed,
             "axes": r.axes,
-            "status": (store.read_metrics(r) or {}).get("status", "pending"),
+            "coupled": r.coupled,
+            "train_id": r.train_id,
+            "shares_training": shared[r.train_id] > 1,
+            "status": store.state(r),
         }
         for r in runs
     ]
     if as_json:
-        sys.stdout.write(json.dumps({"study": loaded.study.name, "runs": rows}, indent=2) + "\n")
+        out = {"study": loaded.study.name, "runs": rows, "count": len(rows), "trainings": len(shared)}
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
-    table = Table(title=f"{loaded.study.name}: {len(runs)} runs", title_justify="left")
-    for col in ["id", *(k for k in loaded.study.axes), "seed", "status"]:
+    title = f"{loaded.study.name}: {len(runs)} runs, {len(shared)} trainings"
+    table = Table(title=title, title_justify="left")
+    for col in ["id", *(k for k in loaded.study.axes), "seed", "training", "status"]:
         table.add_column(col)
     from ablate.study.grid import format_value
 
-    for row in rows:
-        table.add_row(row["id"], *(format_value(v) for v in row["axes"].values()), str(row["seed"]), row["status"])
+    for r, row in zip(runs, rows, strict=True):
+        cells = [
+            format_value(v) + (f" → {format_value(r.coupled[k])}" if k in r.coupled else "") for k, v in r.axes.items()
+        ]
+        training = r.train_id + (" (shared)" if row["shares_training"] else "")
+        table.add_row(r.id, *cells, str(r.seed), training, row["status"])
     console.print(table)
-    done = sum(r["status"] == "done" for r in rows)
-    console.print(f"{done} finished, {len(rows) - done} to run")
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "running", "failed", "pending")}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
 
 
 @app.command()
@@ -308,6 +400,30 @@ def report(
         _fail(str(exc))
     runs, store, t = _write_table(loaded, results)
     _write_report(loaded, results, runs, store, t)
+
+
+@app.command()
+def heads(
+    name: Annotated[str | None, typer.Argument(help="Show only this head.", show_default=False)] = None,
+) -> None:
+    """List every context head (model.head.name) with its parameters, their types and defaults. Imports no torch."""
+    from rich.markup import escape
+
+    from ablate.errors import did_you_mean
+    from ablate.models.params import HEAD_PARAMS, describe_fields
+
+    if name is not None and name not in HEAD_PARAMS:
+        _fail(f"unknown head '{name}'{did_you_mean(name, HEAD_PARAMS)}; allowed: {', '.join(HEAD_PARAMS)}")
+    for head, params in HEAD_PARAMS.items():
+        if name not in (None, head):
+            continue
+        doc = (params.__doc__ or "").strip().splitlines()[0]
+        table = Table(title=escape(f"{head}: {doc}"), title_justify="left")
+        for col in ("parameter", "type", "default", "description"):
+            table.add_column(col)
+        for row in describe_fields(params):
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
 
 
 def main() -> None:  # pragma: no cover - the console script

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from ablate.errors import ConfigError, did_you_mean
-from ablate.models.params import HEAD_PARAMS, HeadParams, NoneParams
+from ablate.models.params import HEAD_PARAMS, HeadParams, NoneParams, field_type
 
 
 class _Strict(BaseModel):
@@ -49,6 +49,11 @@ class ModelConfig(_Strict):
     output_stride: Literal[8, 16, 32] = 16
     head: HeadParams = Field(default_factory=NoneParams)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    # last stage of the backbone (see ablate/models/backbone.py)
+    multi_grid: list[PositiveInt] | None = None  # DeepLabv3 unit rates: dilation = unit x (32 / output_stride)
+    hdc_rates: list[PositiveInt] | None = None  # HDC: the dilations themselves, cycled; not with multi_grid
+    deformable_blocks: int = Field(default=0, ge=0)  # deformable 3x3 convs in the last N blocks (Dai et al.)
+    deformable_modulated: bool = False  # DCNv2 modulation of those deformable convs
 
 
 class TrainConfig(_Strict):
@@ -59,9 +64,12 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(default=1e-4, ge=0)
     poly_power: float = Field(default=0.9, ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: PositiveInt = 1
+    devices: PositiveInt = 1  # processes (GPUs) per node; more than 1 trains with DDP
+    num_nodes: PositiveInt = 1
+    sync_batchnorm: bool = True  # SyncBN across processes when devices x num_nodes > 1
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     log_every: PositiveInt = 10
+    checkpoint_every: PositiveInt = 100  # steps between resumable checkpoints (trainings/<id>/last.ckpt)
 
 
 class EvalConfig(_Strict):
@@ -103,6 +111,37 @@ class WandbConfig(_Strict):
     project: str | None = None  # default "ablate"; the group is always the study's name
     entity: str | None = None
 
+class ScaleRule(_Strict):
+    """Coupled axes: values of ``scale`` are written as they apply at ``with == reference`` and are scaled by
+    ``reference / value of with`` in every run (DeepLab's ASPP rates (6, 12, 18) at output stride 16 become
+    (12, 24, 36) at 8). Scaled numbers are rounded to integers, at least 1."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    scale: str
+    with_: str = Field(alias="with")
+    reference: float = Field(gt=0)
+
+
+class ExecutorConfig(_Strict):
+    """Where a study's jobs run: ``local`` (this machine) or ``slurm`` (one job per training, via submitit).
+
+    On SLURM each job is a Lightning DDP job with one task per GPU (``gpus_per_node`` tasks per node, at least 1);
+    the recipe's ``train.devices`` must equal the tasks per node and ``train.num_nodes`` the nodes. On preemption
+    or time-out the job is requeued and resumes from its checkpoint."""
+
+    kind: Literal["local", "slurm"] = "local"
+    max_parallel: PositiveInt | None = None  # local: jobs at once (default: one per free GPU set, 1 on CPU)
+    partition: str | None = None
+    nodes: PositiveInt = 1
+    gpus_per_node: int = Field(default=0, ge=0)
+    cpus_per_task: PositiveInt = 2
+    time_min: PositiveInt = 60
+    mem_gb: float | None = Field(default=None, gt=0)
+    array_parallelism: PositiveInt = 32
+    sbatch: dict[str, Any] = Field(default_factory=dict)  # extra sbatch options, e.g. {account: x, qos: high}
+    setup: list[str] = Field(default_factory=list)  # shell lines run first in each job (module load ...)
+    poll_s: float = Field(default=5.0, gt=0)
+
 
 class Study(_Strict):
     """A recipe plus the axes to vary. Axis keys are dotted paths into the recipe."""
@@ -112,6 +151,11 @@ class Study(_Strict):
     recipe: str
     set: dict[str, Any] = Field(default_factory=dict)  # fixed overrides applied to every run
     axes: dict[str, list[Any]] = Field(default_factory=dict)
+    zip: list[list[str]] = Field(default_factory=list)  # groups of axes whose values move together
+    rules: list[ScaleRule] = Field(default_factory=list)
+    include: list[dict[str, Any]] = Field(default_factory=list)  # extra combinations (other axes: baseline)
+    exclude: list[dict[str, Any]] = Field(default_factory=list)  # combinations matching all given values
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     baseline: dict[str, Any] = Field(default_factory=dict)
     table: TableConfig = Field(default_factory=TableConfig)
@@ -141,9 +185,11 @@ def _format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]
     """(dotted key, message) for one pydantic error, with allowed values and a did-you-mean."""
     node: Any = root
     path: list[str] = []
+    head = ""  # "head 'ppm': " once the path enters a head's parameters
     for part in err["loc"]:
         if isinstance(node, dict) and part in node:  # discriminated union tag: not a key the user wrote
             node = node[part]
+            head = f"head '{part}': "
             continue
         if isinstance(part, int):
             path[-1] = f"{path[-1]}[{part}]" if path else f"[{part}]"
@@ -159,9 +205,19 @@ def _format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
         allowed = list(parent.model_fields) if isinstance(parent, type) else []
-        return key, (f"unknown key '{path[-1]}'{did_you_mean(path[-1], allowed)}; allowed: {', '.join(allowed)}")
+        scope = f" for {head[:-2]}" if head else ""
+        return key, (f"unknown key '{path[-1]}'{did_you_mean(path[-1], allowed)}; allowed{scope}: {', '.join(allowed)}")
     if kind == "missing":
         return key, "required key is missing"
+    if (
+        head
+        and isinstance(parent, type)
+        and issubclass(parent, BaseModel)
+        and path[-1].split("[")[0] in parent.model_fields
+    ):
+        field = path[-1].split("[")[0]
+        expected = field_type(parent.model_fields[field])
+        return key, f"{head}{field}: {err['msg']} (got {value!r}); allowed: {expected}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tags = list(HEAD_PARAMS)
         if isinstance(node, dict):
@@ -220,8 +276,20 @@ def get_dotted(data: dict[str, Any], key: str) -> Any:
 
 
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys. Setting a section's ``name`` (``model.head.name: ppm``) to another value swaps the section
+    for that kind: its other keys are dropped (they belonged to the old kind) and take the new kind's defaults, and
+    overrides of keys inside it apply on top, whatever their order."""
     out = copy.deepcopy(base)
-    for key, value in overrides.items():
+    names = [k for k in overrides if k.endswith(".name")]
+    for key in names + [k for k in overrides if k not in names]:
+        value = overrides[key]
+        if key in names:
+            try:
+                section = get_dotted(out, key.rsplit(".", 1)[0])
+            except (KeyError, TypeError):
+                section = None
+            if isinstance(section, dict) and section.get("name") != value:
+                section.clear()
         set_dotted(out, key, value)
     return out
 
@@ -273,6 +341,62 @@ def _check_override(base: dict[str, Any], key: str, value: Any, source: str) -> 
         raise ConfigError(f"{source}: {msg} (recipe key {err_key})") from None
 
 
+def _not_axis(study: Study, source: str, where: str, key: str) -> ConfigError:
+    return ConfigError(
+        f"{source}: {where}: '{key}' is not an axis{did_you_mean(key, study.axes)}; "
+        f"axes: {', '.join(study.axes) or 'none'}"
+    )
+
+
+def scale_value(value: Any, factor: float) -> Any:
+    """Multiply a number or a list of numbers by ``factor``; results rounded to integers (at least 1)."""
+    if isinstance(value, list | tuple):
+        return [scale_value(v, factor) for v in value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"cannot scale {value!r}: rules scale numbers or lists of numbers")
+    return max(1, round(value * factor))
+
+
+def _check_grid(study: Study, base: dict[str, Any], source: str) -> None:
+    seen: set[str] = set()
+    for i, group in enumerate(study.zip):
+        for key in group:
+            if key not in study.axes:
+                raise _not_axis(study, source, f"zip[{i}]", key)
+            if key in seen:
+                raise ConfigError(f"{source}: zip[{i}]: '{key}' is already zipped with other axes")
+            seen.add(key)
+        lengths = {key: len(study.axes[key]) for key in group}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+            raise ConfigError(f"{source}: zip[{i}]: zipped axes need as many values each ({shown})")
+    for i, rule in enumerate(study.rules):
+        if rule.scale not in study.axes:
+            raise _not_axis(study, source, f"rules[{i}].scale", rule.scale)
+        withs = study.axes.get(rule.with_)
+        if withs is None:
+            try:
+                withs = [get_dotted(base, rule.with_)]
+            except (KeyError, TypeError):
+                raise _not_axis(study, source, f"rules[{i}].with", rule.with_) from None
+        for w in withs:
+            if isinstance(w, bool) or not isinstance(w, int | float) or w <= 0:
+                raise ConfigError(f"{source}: rules[{i}].with: values of '{rule.with_}' must be positive numbers")
+            for value in study.axes[rule.scale]:
+                try:
+                    scaled = scale_value(value, rule.reference / w)
+                except TypeError as exc:
+                    raise ConfigError(f"{source}: rules[{i}].scale: {exc}") from None
+                _check_override(base, rule.scale, scaled, f"{source}: rules[{i}]")
+    for where, entries in (("include", study.include), ("exclude", study.exclude)):
+        for i, entry in enumerate(entries):
+            for key, value in entry.items():
+                if key not in study.axes:
+                    raise _not_axis(study, source, f"{where}[{i}]", key)
+                if where == "include":
+                    _check_override(base, key, value, f"{source}: include[{i}].{key}")
+
+
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> LoadedStudy:
     """Load and validate a study, its recipe, its fixed ``set:`` overrides, every axis value and the CLI's
     ``overrides`` (``--set``). Raises ``ConfigError`` with one line naming the file and the key."""
@@ -303,19 +427,14 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
             raise ConfigError(f"{path}: axes.{key}: an axis needs at least one value")
         for value in values:
             _check_override(base, key, value, f"{path}: axes.{key}")
+    _check_grid(study, base, str(path))
     for key in study.baseline:
         if key not in study.axes:
-            raise ConfigError(
-                f"{path}: baseline.{key}: not an axis{did_you_mean(key, study.axes)}; "
-                f"axes: {', '.join(study.axes) or 'none'}"
-            )
+            raise _not_axis(study, str(path), f"baseline.{key}", key)
     for where, keys in (("table.rows", study.table.rows), ("table.columns", study.table.columns)):
         for key in keys:
             if key not in study.axes and key != "seed":
-                raise ConfigError(
-                    f"{path}: {where}: '{key}' is not an axis{did_you_mean(key, study.axes)}; "
-                    f"axes: {', '.join(study.axes) or 'none'}"
-                )
+                raise _not_axis(study, str(path), where, key)
     return LoadedStudy(
         path=str(path), study=study, recipe_path=str(shown), recipe=base, overrides=dict(overrides or {})
     )

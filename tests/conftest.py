@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny test models: threads cost more than they give
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -39,7 +39,7 @@ def test_run_twice(tiny_study, tmp_path):
     mtimes = {r: (r / "metrics.json").stat().st_mtime_ns for r in runs}
     second = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert second.returncode == 0
-    assert "4 finished, 0 to run" in second.stdout
+    assert "4 finished, 0 to run" in second.stdout, second.stdout
     assert "step" not in second.stdout
     assert mtimes == {r: (r / "metrics.json").stat().st_mtime_ns for r in runs}
 

@@ -70,7 +70,9 @@ def test_run_records_failures_and_resumes(tiny_study, tmp_path):
 
     calls.clear()
     summary = run_study(loaded, tmp_path / "results", fake_job(calls), Quiet())
-    assert len(calls) == 1 and len(summary.skipped) == 11  # only the failed run is tried again
+    assert calls == [] and len(summary.skipped) == 12  # finished and failed runs are both left alone
+    summary = run_study(loaded, tmp_path / "results", fake_job(calls), Quiet(), retry_failed=True)
+    assert len(calls) == 1 and calls[0]["seed"] == 2 and len(summary.failed) == 1  # only the failed run again
 
     df = collect(summary.runs, store)
     table = summarize(df, list(loaded.study.axes), loaded.study.baseline)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ablate.config import DataConfig
+from ablate.data.sampling import StepBatchSampler
 from ablate.data.synthetic import IGNORE_INDEX, SyntheticSegmentation
 
 
@@ -25,17 +25,12 @@ def build_datasets(cfg: DataConfig) -> DataSets:
     return DataSets(train=train, val=val, classes=SyntheticSegmentation.classes)
 
 
-def train_loader(data: DataSets, batch_size: int, seed: int, num_workers: int = 0) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        data.train,
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=generator,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-    )
+def train_loader(
+    data: DataSets, batch_size: int, seed: int, steps: int, start: int = 0, num_workers: int = 0
+) -> DataLoader:
+    """Exactly the batches of steps ``start .. steps-1`` (see ``ablate.data.sampling``)."""
+    sampler = StepBatchSampler(len(data.train), batch_size, seed, steps, start)
+    return DataLoader(data.train, batch_sampler=sampler, num_workers=num_workers, persistent_workers=num_workers > 0)
 
 
 def val_loader(data: DataSets, batch_size: int, num_workers: int = 0) -> DataLoader:

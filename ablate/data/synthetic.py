@@ -118,7 +118,7 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
 
 
 class SyntheticSegmentation(Dataset):
-    """All samples of one split, generated once into memory. Training samples are flipped left-right at random."""
+    """All samples of one split, generated once into memory."""
 
     classes = CLASSES
     ignore_index = IGNORE_INDEX
@@ -135,8 +135,11 @@ class SyntheticSegmentation(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``ds[i]``, or ``ds[(i, key)]`` with an augmentation key (``ablate.data.sampling``): training samples
+        are then flipped left-right with probability 1/2, drawn from ``default_rng(key)``."""
+        index, key = item if isinstance(item, tuple) else (item, None)
         image, label = self.images[index], self.labels[index]
-        if self.augment and torch.rand(()) < 0.5:
+        if self.augment and key is not None and np.random.default_rng(key).random() < 0.5:
             image, label = image.flip(-1), label.flip(-1)
         return image, label

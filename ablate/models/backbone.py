@@ -1,10 +1,26 @@
-"""timm ``features_only`` backbones at output stride 8/16/32 (by dilation), with low- and high-level features."""
+"""timm ``features_only`` backbones at output stride 8/16/32 (by dilation), with low- and high-level features.
+
+The last stage can be modified after timm has built (and loaded the weights of) the network:
+
+- ``multi_grid`` (DeepLabv3, arXiv:1706.05587 Sec. 3.2): unit rates (r1, r2, r3, ...) for the 3x3 convs of the last
+  stage, in order (cycled when the stage has more); each conv's dilation is unit rate x the stage's rate
+  (32 / output stride), e.g. OS 16 with (1, 2, 4) gives 2, 4, 8.
+- ``hdc_rates`` (Wang et al., arXiv:1702.08502): the dilations of those convs, as given, cycled (e.g. 1, 2, 5);
+  a pattern that grids gets a ``GriddingWarning``.
+- ``deformable_blocks`` (Dai et al., arXiv:1703.06211): the k x k convs of the last N blocks of the last stage become
+  ``DeformConv`` (zero-initialised offsets; ``deformable_modulated`` for v2). The weights are moved, not copied, and
+  keep their state-dict names, so pretrained weights (loaded before the swap) are kept and a plain checkpoint still
+  loads with only the new ``offset`` keys missing.
+"""
 
 from __future__ import annotations
 
 import timm
 import torch
 from torch import nn
+
+from ablate.models.heads.deformable import DeformConv
+from ablate.models.heads.hdc import warn_gridding
 
 
 class BuildError(ValueError):
@@ -25,7 +41,17 @@ class Backbone(nn.Module):
     (stride ``output_stride``). Families that cannot dilate are refused here, before any training.
     """
 
-    def __init__(self, name: str, output_stride: int = 16, pretrained: bool = False, weights: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        output_stride: int = 16,
+        pretrained: bool = False,
+        weights: str | None = None,
+        multi_grid: list[int] | None = None,
+        hdc_rates: list[int] | None = None,
+        deformable_blocks: int = 0,
+        deformable_modulated: bool = False,
+    ):
         super().__init__()
         if not timm.is_model(name):
             close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:5]
@@ -61,7 +87,80 @@ class Backbone(nn.Module):
         self.high_channels = channels[-1]
         self.low_reduction = reductions[self.low_index]
         self.output_stride = output_stride
+        if multi_grid and hdc_rates:
+            raise BuildError(
+                "model.hdc_rates", "give multi_grid or hdc_rates, not both (both set the last stage's dilations)"
+            )
+        if multi_grid or hdc_rates or deformable_blocks:
+            self._modify_last_stage(name, multi_grid, hdc_rates, deformable_blocks, deformable_modulated)
+
+    def last_stage_blocks(self) -> list[nn.Module]:
+        """The blocks of the module that outputs the last feature (one block if it is not a sequence)."""
+        module_name = self.body.feature_info.module_name()[-1]
+        stage = None
+        for candidate in (module_name, module_name.replace(".", "_")):
+            try:
+                stage = self.body.get_submodule(candidate)
+                break
+            except AttributeError:
+                continue
+        if stage is None:
+            raise BuildError("model.backbone", f"cannot find the last stage '{module_name}' of this backbone")
+        return list(stage.children()) if isinstance(stage, nn.Sequential) else [stage]
+
+    def last_stage_convs(self) -> list[nn.Module]:
+        """The k x k (k > 1) convs of the last stage, in order (plain or deformable)."""
+        return [m for b in self.last_stage_blocks() for m in _spatial_convs(b)]
+
+    def _modify_last_stage(self, name, multi_grid, hdc_rates, deformable_blocks, modulated) -> None:
+        blocks = self.last_stage_blocks()
+        convs = [m for b in blocks for m in _spatial_convs(b)]
+        if not convs:
+            raise BuildError("model.backbone", f"backbone '{name}' has no k x k convs in its last stage to modify")
+        if multi_grid or hdc_rates:
+            if hdc_rates:
+                warn_gridding(hdc_rates, "model.hdc_rates")
+                rates = list(hdc_rates)
+            else:
+                rates = [unit * (32 // self.output_stride) for unit in multi_grid]
+            for i, conv in enumerate(convs):
+                r = rates[i % len(rates)]
+                conv.dilation = (r, r)
+                conv.padding = tuple(r * (k - 1) // 2 for k in conv.kernel_size)
+        if deformable_blocks:
+            if deformable_blocks > len(blocks):
+                raise BuildError(
+                    "model.deformable_blocks",
+                    f"backbone '{name}' has {len(blocks)} block(s) in its last stage; "
+                    f"deformable_blocks must be 0..{len(blocks)}",
+                )
+            for block in blocks[-deformable_blocks:]:
+                for parent, attr, conv in _spatial_conv_slots(block):
+                    setattr(parent, attr, DeformConv.from_conv(conv, modulated))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.body(x)
         return feats[self.low_index], feats[-1]
+
+
+def _spatial_conv_slots(block: nn.Module) -> list[tuple[nn.Module, str, nn.Conv2d]]:
+    """(parent, attribute, conv) of every plain k x k conv (k > 1) in a block, in module order."""
+    slots = []
+    for parent in block.modules():
+        for attr, child in parent.named_children():
+            if type(child) is not DeformConv and isinstance(child, nn.Conv2d) and max(child.kernel_size) > 1:
+                slots.append((parent, attr, child))
+    return slots
+
+
+def _spatial_convs(block: nn.Module) -> list[nn.Module]:
+    return [
+        m
+        for m in block.modules()
+        if isinstance(m, DeformConv)
+        or (isinstance(m, nn.Conv2d) and max(m.kernel_size) > 1 and not _is_offset(block, m))
+    ]
+
+
+def _is_offset(block: nn.Module, conv: nn.Module) -> bool:
+    return any(isinstance(m, DeformConv) and m.offset is conv for m in block.modules())

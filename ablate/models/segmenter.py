@@ -15,7 +15,16 @@ from ablate.models.heads import HEADS
 class Segmenter(nn.Module):
     def __init__(self, cfg: ModelConfig, num_classes: int):
         super().__init__()
-        self.backbone = Backbone(cfg.backbone, cfg.output_stride, cfg.pretrained, cfg.weights)
+        self.backbone = Backbone(
+            cfg.backbone,
+            cfg.output_stride,
+            cfg.pretrained,
+            cfg.weights,
+            multi_grid=cfg.multi_grid,
+            hdc_rates=cfg.hdc_rates,
+            deformable_blocks=cfg.deformable_blocks,
+            deformable_modulated=cfg.deformable_modulated,
+        )
         self.head = HEADS[cfg.head.name](self.backbone.high_channels, cfg.head)
         channels = self.head.out_channels
         self.decoder: Decoder | None = None

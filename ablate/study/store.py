@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import signal
+import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ablate.study.grid import Run
+
+FAULT_ENV = "ABLATE_FAULT_KILL_BEFORE_RENAME"
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the crash tests: SIGKILL this process when ``$ABLATE_FAULT_KILL_BEFORE_RENAME`` names
+    the file about to be renamed into place (its temporary copy is written, the rename has not happened)."""
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -22,10 +36,40 @@ def atomic_write(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        fault_point(path.name)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def file_lock(path: Path, blocking: bool = False) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``path``; yields False (without waiting) when another process holds it and
+    ``blocking`` is False. The kernel releases it when the holder dies, kill -9 included."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def is_locked(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with file_lock(path) as got:
+        return not got
 
 
 class Store:
@@ -46,6 +90,8 @@ class Store:
     def prepare(self, run: Run) -> Path:
         d = self.run_dir(run)
         d.mkdir(parents=True, exist_ok=True)
+        for stale in d.glob(".*.tmp"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
         record = {"id": run.id, "seed": run.seed, "axes": run.axes, "config": run.config}
         atomic_write(d / "config.yaml", yaml.safe_dump(record, sort_keys=False))
         return d
@@ -60,8 +106,23 @@ class Store:
             return None
 
     def write_metrics(self, run: Run | str, record: dict[str, Any]) -> None:
-        atomic_write(self.run_dir(run) / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
+        self.write_record(self.run_dir(run), record)
+
+    @staticmethod
+    def write_record(run_dir: Path, record: dict[str, Any]) -> None:
+        atomic_write(run_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
 
     def is_done(self, run: Run) -> bool:
+        return self.state(run) == "done"
+
+    def lock_path(self, run: Run | str) -> Path:
+        return self.run_dir(run) / ".lock"
+
+    def state(self, run: Run | str) -> str:
+        """done, failed, running (another process holds its lock) or pending."""
         record = self.read_metrics(run)
-        return record is not None and record.get("status") == "done"
+        if record is not None and record.get("status") in ("done", "failed"):
+            return record["status"]
+        if is_locked(self.lock_path(run)):
+            return "running"
+        return "pending"

@@ -28,7 +28,7 @@ def evaluate(
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     model.eval().to(device)
-    confusion = confusion_metric(num_classes, ignore_index).to(device)
+    confusion = confusion_metric(num_classes, ignore_index, sync=False).to(device)  # this process's images only
     for images, labels in DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False):
         probs = predict(model, images.to(device), cfg)
         confusion.update(probs.argmax(1), labels.to(device))

@@ -17,10 +17,12 @@ from ablate.config import ModelConfig, Recipe
 from ablate.data.datamodule import DataSets, build_datasets, train_loader
 from ablate.models.backbone import BuildError
 from ablate.models.segmenter import build_model
+from ablate.study.store import atomic_write, fault_point
 from ablate.train.evaluate import evaluate
 from ablate.train.module import SegmentationModule
 
 MODEL_FILE = "model.pt"
+CHECKPOINT_FILE = "last.ckpt"
 
 
 CURVE_FILE = "curve.csv"
@@ -37,12 +39,20 @@ class ProgressCallback(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if step == 1 or step % self.every == 0 or step == self.steps:
+        if trainer.is_global_zero and (step == 1 or step % self.every == 0 or step == self.steps):
             loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
             lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
             self.curve.append((step, loss, lr))
             if self.progress is not None:
                 self.progress.step(step, self.steps, loss)
+
+    def keep_before(self, path: Path, start: int) -> None:
+        """Resuming at step ``start``: keep the rows of an earlier curve up to it."""
+        if path.is_file():
+            for line in path.read_text().splitlines()[1:]:
+                step, loss, lr = line.split(",")
+                if int(step) <= start:
+                    self.curve.append((int(step), float(loss), float(lr)))
 
     def write(self, path: Path) -> None:
         lines = ["step,loss,lr"] + [f"{s},{loss:.6g},{lr:.6g}" for s, loss, lr in self.curve]
@@ -51,12 +61,30 @@ class ProgressCallback(L.Callback):
         os.replace(tmp, path)
 
 
+class AtomicCheckpoint(L.Callback):
+    """Every ``every`` steps, save a full checkpoint (weights, optimizer, schedule, step, RNG) to ``path`` by
+    writing a temporary file and renaming it: a kill at any moment leaves the previous checkpoint or the new one."""
+
+    def __init__(self, path: Path, every: int):
+        self.path, self.every = path, every
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if step % self.every == 0 and step < trainer.max_steps:
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            trainer.save_checkpoint(tmp)
+            if trainer.is_global_zero:
+                fault_point(self.path.name)
+                os.replace(tmp, self.path)
+
+
 def quiet() -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torch.distributed"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
     warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
+    warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
 def check_model(cfg: ModelConfig, num_classes: int = 2) -> None:
@@ -85,19 +113,34 @@ def eval_device(recipe: Recipe) -> torch.device:
 def save_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
+    fault_point(path.name)
     os.replace(tmp, path)
 
 
-def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None, logger: Any = None) -> dict[str, Any]:
+def train(
+    recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None, logger: Any = None
+) -> dict[str, Any] | None:
     """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically), the loss curve to
-    ``train_dir/curve.csv``. ``logger``: a Lightning logger (W&B) or None."""
+    ``train_dir/curve.csv``. ``logger``: a Lightning logger (W&B) or None.
+
+    Resumes from ``train_dir/last.ckpt`` when an earlier attempt left one; the result is the same as training
+    without interruption (batches are a function of seed and step, RNG state is checkpointed)."""
     L.seed_everything(recipe.seed, workers=True, verbose=False)
+    checkpoint = train_dir / CHECKPOINT_FILE
+    start, resume_from = 0, None
+    if checkpoint.is_file():
+        start = int(torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"])
+        resume_from = checkpoint
+        if progress is not None:
+            progress.note(f"resuming from step {start} ({checkpoint})")
     module = SegmentationModule(recipe, num_classes=len(data.classes), ignore_index=data.ignore_index)
     t = recipe.train
     trainer = L.Trainer(
         max_steps=t.steps,
         accelerator=t.accelerator,
         devices=t.devices,
+        num_nodes=t.num_nodes,
+        sync_batchnorm=t.sync_batchnorm and t.devices * t.num_nodes > 1,
         precision=t.precision,
         logger=logger if logger is not None else False,
         log_every_n_steps=t.log_every,
@@ -105,21 +148,30 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # the step sampler shards batches across processes itself
         default_root_dir=train_dir,
-        callbacks=[callback := ProgressCallback(progress, t.steps, t.log_every)],
+        callbacks=[
+            callback := ProgressCallback(progress, t.steps, t.log_every),
+            AtomicCheckpoint(checkpoint, t.checkpoint_every),
+        ],
     )
+    if start:
+        callback.keep_before(train_dir / CURVE_FILE, start)  # the curve of the interrupted attempt, up to start
     started = time.monotonic()
+    loader = train_loader(data, t.batch_size, recipe.seed, t.steps, start, recipe.data.num_workers)
     try:
-        trainer.fit(module, train_dataloaders=train_loader(data, t.batch_size, recipe.seed, recipe.data.num_workers))
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from)
     finally:
         if trainer.is_global_zero:  # a failed training keeps its curve up to the failure
             try:
                 callback.write(train_dir / CURVE_FILE)
             except OSError as exc:
                 warnings.warn(f"training curve not written: {exc}", stacklevel=2)
+    if not trainer.is_global_zero:  # other DDP ranks: rank 0 saves and evaluates
+        return None
     save_atomic(module.model.state_dict(), train_dir / MODEL_FILE)
-    record = {"steps": trainer.global_step, "train_time_s": round(time.monotonic() - started, 2)}
-    (train_dir / "train.json").write_text(json.dumps(record))
+    record = {"steps": trainer.global_step, "train_time_s": round(time.monotonic() - started, 2), "resumed_from": start}
+    atomic_write(train_dir / "train.json", json.dumps(record))
     return record
 
 
@@ -159,7 +211,8 @@ def _run(recipe: Recipe, train_dir: Path, progress: Any, wb: Any) -> dict[str, A
             from lightning.pytorch.loggers import WandbLogger
 
             logger = WandbLogger(experiment=wb)
-        train(recipe, data, train_dir, progress, logger)
+        if train(recipe, data, train_dir, progress, logger) is None:
+            return {"status": "worker"}
     training = json.loads((train_dir / "train.json").read_text())
     model = build_model(recipe.model, len(data.classes))
     model.load_state_dict(torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True))
@@ -183,9 +236,10 @@ def _run(recipe: Recipe, train_dir: Path, progress: Any, wb: Any) -> dict[str, A
 def _wandb_run(config: dict[str, Any], run_dir: Path) -> Any:
     """A W&B run for this study run (None without a W&B context): group = study, tags = axis values."""
     from ablate.study import wandb_sink
+    from ablate.study.worker import global_rank
 
     ctx = wandb_sink.current()
-    if ctx is None:
+    if ctx is None or global_rank() != 0:  # one W&B run per study run: rank 0 of a DDP job logs it
         return None
     try:
         return _init(wandb_sink, ctx, config, run_dir)

@@ -16,9 +16,11 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 
-def confusion_metric(num_classes: int, ignore_index: int = 255) -> MulticlassConfusionMatrix:
-    """Accumulates the confusion matrix; summed (not averaged) across processes under DDP."""
-    return MulticlassConfusionMatrix(num_classes=num_classes, ignore_index=ignore_index, normalize="none")
+def confusion_metric(num_classes: int, ignore_index: int = 255, sync: bool = True) -> MulticlassConfusionMatrix:
+    """Accumulates the confusion matrix; with ``sync`` summed (not averaged) across processes under DDP."""
+    return MulticlassConfusionMatrix(
+        num_classes=num_classes, ignore_index=ignore_index, normalize="none", sync_on_compute=sync
+    )
 
 
 def metrics_from_confusion(cm: torch.Tensor) -> dict[str, float | list[float]]:

@@ -26,6 +26,7 @@ class SegmentationModule(L.LightningModule):
         self.model = build_model(recipe.model, num_classes)
         self.val_confusion = confusion_metric(num_classes, ignore_index)
         self.last_metrics: dict | None = None
+        self._rng_to_restore: dict | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -49,6 +50,23 @@ class SegmentationModule(L.LightningModule):
         self.last_metrics = metrics_from_confusion(self.val_confusion.compute())
         for key in ("pixel_acc", "mean_acc", "miou", "fwiou"):
             self.log(f"val/{key}", self.last_metrics[key], sync_dist=False)
+
+    # Random state travels with the checkpoint, so a resumed run draws the same dropout masks as an uninterrupted one.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["ablate_rng"] = rng
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._rng_to_restore = checkpoint.get("ablate_rng")
+
+    def on_train_start(self) -> None:
+        if self._rng_to_restore is not None:
+            torch.set_rng_state(self._rng_to_restore["torch"])
+            if "cuda" in self._rng_to_restore and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(self._rng_to_restore["cuda"])
+            self._rng_to_restore = None
 
     def configure_optimizers(self):
         t = self.recipe.train

@@ -2,8 +2,21 @@
 
 from ablate.models.heads.aspp import ASPP
 from ablate.models.heads.base import ContextHead
+from ablate.models.heads.context import ContextHeadModule
+from ablate.models.heads.deformable import DeformableHead
+from ablate.models.heads.hdc import HDC
 from ablate.models.heads.none import NoHead
+from ablate.models.heads.ppm import PPM
+from ablate.models.heads.spp import SPP
 
-HEADS: dict[str, type[ContextHead]] = {"none": NoHead, "aspp": ASPP}
+HEADS: dict[str, type[ContextHead]] = {
+    "none": NoHead,
+    "aspp": ASPP,
+    "ppm": PPM,
+    "spp": SPP,
+    "context": ContextHeadModule,
+    "hdc": HDC,
+    "deformable": DeformableHead,
+}
 
 __all__ = ["HEADS", "ContextHead"]

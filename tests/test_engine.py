@@ -1,0 +1,134 @@
+"""Grid language, plan, locks and parallel local workers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from tests_helpers import REPO
+
+from ablate.config import load_study
+from ablate.errors import ConfigError
+from ablate.study.grid import combinations, expand
+
+
+def test_plan_aspp_rates_is_instant_and_shows_coupled_rates():
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "ablate.cli", "plan", "studies/aspp_rates.yaml", "--json", "--results", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert time.monotonic() - started < 2.0
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["count"] == 12 and plan["trainings"] == 12
+    at8 = [
+        r
+        for r in plan["runs"]
+        if r["axes"]["model.output_stride"] == 8 and r["axes"]["model.head.rates"] == [6, 12, 18]
+    ]
+    assert at8 and all(r["coupled"] == {"model.head.rates": [12, 24, 36]} for r in at8)
+    table = subprocess.run(
+        [sys.executable, "-m", "ablate.cli", "plan", "studies/aspp_rates.yaml", "--results", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    ).stdout
+    assert "(6,12,18) → (12,24,36)" in table and "12 pending" in table
+
+
+def test_plan_imports_no_torch():
+    code = "import sys, ablate.cli, ablate.study.runner; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_zip_include_exclude(tiny_study):
+    study = tiny_study("""
+        name: g
+        recipe: recipe.yaml
+        axes:
+          model.head.name: [aspp, none]
+          model.head.channels: [16, 8]
+          model.output_stride: [8, 16, 32]
+        zip: [[model.head.name, model.head.channels]]
+        exclude: [{model.output_stride: 32}]
+        include: [{model.head.name: none, model.head.channels: 8, model.output_stride: 32}]
+        baseline: {model.output_stride: 16}
+    """)
+    combos = combinations(load_study(study))
+    assert combos == [
+        {"model.head.name": "aspp", "model.head.channels": 16, "model.output_stride": 8},
+        {"model.head.name": "aspp", "model.head.channels": 16, "model.output_stride": 16},
+        {"model.head.name": "none", "model.head.channels": 8, "model.output_stride": 8},
+        {"model.head.name": "none", "model.head.channels": 8, "model.output_stride": 16},
+        {"model.head.name": "none", "model.head.channels": 8, "model.output_stride": 32},
+    ]
+
+
+def test_scale_rule_applies_to_config(tiny_study):
+    study = tiny_study("""
+        name: r
+        recipe: recipe.yaml
+        axes: {model.head.rates: [[6, 12, 18]], model.output_stride: [8, 16, 32]}
+        rules: [{scale: model.head.rates, with: model.output_stride, reference: 16}]
+    """)
+    rates = {r.config["model"]["output_stride"]: r.config["model"]["head"]["rates"] for r in expand(load_study(study))}
+    assert rates == {8: [12, 24, 36], 16: [6, 12, 18], 32: [3, 6, 9]}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("zip: [[model.output_stride, model.head.rate]]", "zip[0]: 'model.head.rate' is not an axis"),
+        ("zip: [[model.output_stride, model.head.rates]]", "zipped axes need as many values each"),
+        ("rules: [{scale: model.output_stride, with: seed, reference: 2}]", "rules[0].with"),
+        ("exclude: [{model.output_strid: 8}]", "exclude[0]: 'model.output_strid' is not an axis"),
+    ],
+)
+def test_grid_errors(tiny_study, extra, message):
+    study = tiny_study(f"""
+name: e
+recipe: recipe.yaml
+axes: {{model.output_stride: [8, 16], model.head.rates: [[1]]}}
+{extra}
+""")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_study(study)
+
+
+def _cmd(study, results, *extra):
+    return [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), *extra]
+
+
+def test_two_concurrent_runs_never_train_the_same_run_twice(tiny_study, tmp_path):
+    study = tiny_study("name: lock\nrecipe: recipe.yaml\nset: {train.steps: 6}\naxes: {model.output_stride: [8, 16]}\n")
+    procs = [
+        subprocess.Popen(_cmd(study, tmp_path / "r"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    trained = sum(o.count("(trained)") for o in outs)
+    assert trained == 2, outs  # two runs, each trained by exactly one of the processes
+    records = [json.loads(p.read_text()) for p in (tmp_path / "r" / "lock" / "runs").glob("*/metrics.json")]
+    assert [r["status"] for r in records] == ["done", "done"]
+
+
+def test_parallel_local_workers(tiny_study, tmp_path):
+    study = tiny_study(
+        "name: par\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16], eval.batch_size: [2, 4]}\n"
+    )
+    out = subprocess.run(_cmd(study, tmp_path / "r", "--max-parallel", "2"), capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "4 runs (2 trainings)" in out.stdout
+    assert out.stdout.count("(trained)") == 2 and out.stdout.count("reused training") == 2
+    status = subprocess.run(
+        [sys.executable, "-m", "ablate.cli", "status", str(study), "--results", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
+    assert "4 done, 0 running, 0 failed, 0 pending" in status.stdout

@@ -1,0 +1,416 @@
+"""Context heads and the backbone's last-stage options: shapes, parameter counts, and checks against the papers and
+reference implementations (torchvision's ASPP, identity inits, zero-offset deformable convs, multi-grid rule)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+import timm
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from ablate.cli import app
+from ablate.config import ModelConfig
+from ablate.models.backbone import Backbone, BuildError
+from ablate.models.heads import HEADS
+from ablate.models.heads.context import ContextModule, large_widths
+from ablate.models.heads.deformable import DeformConv
+from ablate.models.heads.hdc import GriddingWarning
+from ablate.models.params import HEAD_PARAMS, gridding_problem
+from ablate.models.segmenter import build_model
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _bn(c: int) -> int:
+    return 2 * c
+
+
+def expected_params(head: dict, cin: int) -> int:
+    """Parameter count of each head from its paper's layout (convs without bias unless noted, BN = 2c)."""
+    c = head["channels"]
+    name = head["name"]
+    if name == "none":
+        return cin * c * 9 + _bn(c)
+    if name == "aspp":
+        branches = 1 + len(head["rates"]) + 1
+        return (cin * c + _bn(c)) * 2 + len(head["rates"]) * (cin * c * 9 + _bn(c)) + branches * c * c + _bn(c)
+    if name == "ppm":
+        r = cin // len(head["bins"])
+        return len(head["bins"]) * (cin * r + _bn(r)) + (cin + len(head["bins"]) * r) * c * 9 + _bn(c)
+    if name == "spp":
+        return cin * (len(head["bins"]) + 1) * c * 9 + _bn(c)
+    if name == "context":  # 1x1 projection + seven 3x3 + one 1x1, all with bias, C channels (basic)
+        return (cin * c + c) + 7 * (c * c * 9 + c) + (c * c + c)
+    if name == "hdc":
+        n = len(head["rates"]) * head["repeats"]
+        return cin * c * 9 + _bn(c) + (n - 1) * (c * c * 9 + _bn(c))
+    if name == "deformable":  # weight + offset conv (18 channels, with bias) + BN per layer
+        return (c * cin * 9 + cin * 18 * 9 + 18 + _bn(c)) + (c * c * 9 + c * 18 * 9 + 18 + _bn(c))
+    raise AssertionError(name)
+
+
+HEAD_CASES = [
+    {"name": "none", "channels": 8},
+    {"name": "aspp", "rates": [1, 2, 3], "channels": 8},
+    {"name": "ppm", "bins": [1, 2, 3, 6], "channels": 8},
+    {"name": "spp", "bins": [1, 2, 4], "channels": 8},
+    {"name": "context", "channels": 4},
+    {"name": "hdc", "rates": [1, 2, 5], "repeats": 2, "channels": 8},
+    {"name": "deformable", "layers": 2, "channels": 8},
+]
+
+
+def test_every_head_is_registered_and_typed():
+    assert set(HEADS) == set(HEAD_PARAMS) == {"none", "aspp", "ppm", "spp", "context", "hdc", "deformable"}
+
+
+@pytest.mark.parametrize("backbone", ["test_resnet", "test_efficientnet"])
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+@pytest.mark.parametrize("head", HEAD_CASES, ids=[h["name"] for h in HEAD_CASES])
+def test_head_forward_backward_keeps_size(backbone, output_stride, head):
+    torch.manual_seed(0)
+    cfg = ModelConfig.model_validate({"backbone": backbone, "output_stride": output_stride, "head": head})
+    model = build_model(cfg, num_classes=3)
+    cin = model.backbone.high_channels
+    assert sum(p.numel() for p in model.head.parameters()) == expected_params(head, cin)
+    x = torch.randn(2, 3, 64, 64)
+    _, high = model.backbone(x)
+    y = model.head(high)
+    assert y.shape == (2, model.head.out_channels, 64 // output_stride, 64 // output_stride)
+    assert model.head.out_channels == head["channels"]
+    logits = model(x)
+    assert logits.shape == (2, 3, 64, 64)
+    logits.square().mean().backward()
+    grads = [p.grad for p in model.head.parameters()]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+# ---------------------------------------------------------------------------------------------------- ASPP
+def _transplant(src: nn.Module, dst: nn.Module) -> None:
+    """Copy parameters and buffers in registration order (the layouts match module for module)."""
+    s, d = src.state_dict(), dst.state_dict()
+    assert [v.shape for v in s.values()] == [v.shape for v in d.values()]
+    dst.load_state_dict(dict(zip(d, s.values(), strict=True)))
+
+
+def _randomize(module: nn.Module) -> None:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+
+
+@pytest.mark.parametrize("rates", [[12, 24, 36], [6, 12, 18], [2, 4]])
+def test_aspp_matches_torchvision_with_transplanted_weights(rates):
+    from torchvision.models.segmentation.deeplabv3 import ASPP as TorchvisionASPP
+    from torchvision.models.segmentation.deeplabv3 import DeepLabHead
+
+    from ablate.models.heads.aspp import ASPP
+    from ablate.models.params import ASPPParams
+
+    torch.manual_seed(0)
+    ref = TorchvisionASPP(24, rates, out_channels=16).eval()
+    _randomize(ref)
+    ours = ASPP(24, ASPPParams(rates=rates, channels=16, dropout=0.5)).eval()
+    _transplant(ref, ours)
+    x = torch.randn(2, 24, 13, 11)
+    assert (ours(x) - ref(x)).abs().max() < 1e-5
+    # DeepLabHead = ASPP (256 channels) + 3x3 conv-BN-ReLU + classifier: its ASPP is ours with the default width
+    head = DeepLabHead(24, 5, rates).eval()
+    _randomize(head)
+    ours = ASPP(24, ASPPParams(rates=rates)).eval()
+    _transplant(head[0], ours)
+    rest = nn.Sequential(*list(head.children())[1:])
+    assert (head(x) - rest(ours(x))).abs().max() < 1e-5
+    with torch.no_grad():
+        ours.branches[1][0].weight.add_(0.1)  # the comparison can fail
+    assert (head(x) - rest(ours(x))).abs().max() > 1e-3
+
+
+def test_aspp_separable_branches_are_depthwise_then_pointwise():
+    cfg = ModelConfig.model_validate({"head": {"name": "aspp", "rates": [6, 12], "separable": True, "channels": 8}})
+    head = build_model(cfg, 3).head
+    cin = 96  # test_resnet's last feature
+    for branch, rate in zip(head.branches[1:3], [6, 12], strict=True):
+        depthwise, pointwise = branch[0][0], branch[1][0]
+        assert depthwise.groups == cin and depthwise.dilation == (rate, rate) and depthwise.kernel_size == (3, 3)
+        assert pointwise.kernel_size == (1, 1) and pointwise.out_channels == 8
+    plain = build_model(ModelConfig.model_validate({"head": {"name": "aspp", "rates": [6, 12], "channels": 8}}), 3)
+    assert sum(p.numel() for p in head.parameters()) < sum(p.numel() for p in plain.head.parameters())
+
+
+# ---------------------------------------------------------------------------------------------------- PPM / SPP
+def test_ppm_table1_axes():
+    from ablate.models.heads.ppm import PPM
+    from ablate.models.params import PPMParams
+
+    x = torch.randn(2, 12, 9, 9)
+    b1_max = PPM(12, PPMParams(bins=[1], pooling="max", reduction=False, channels=8))
+    assert isinstance(b1_max.levels[0].pool, nn.AdaptiveMaxPool2d) and isinstance(b1_max.levels[0].reduce, nn.Identity)
+    assert b1_max.bottleneck[0][0].in_channels == 12 + 12
+    b1236_avg_dr = PPM(12, PPMParams(bins=[1, 2, 3, 6], pooling="avg", reduction=True, channels=8))
+    assert [lvl.pool.output_size for lvl in b1236_avg_dr.levels] == [1, 2, 3, 6]
+    assert b1236_avg_dr.bottleneck[0][0].in_channels == 12 + 4 * 3  # DR: each level to in/4 channels
+    assert b1236_avg_dr(x).shape == (2, 8, 9, 9)
+    # the B1 level is global context: a pixel far away changes the output everywhere
+    level = b1_max.levels[0]
+    y0 = level(x)
+    x2 = x.clone()
+    x2[:, :, 0, 0] += 100
+    assert (level(x2)[:, :, 8, 8] != y0[:, :, 8, 8]).any()
+
+
+def test_spp_max_pyramid_without_reduction():
+    from ablate.models.heads.spp import SPP
+    from ablate.models.params import SPPParams
+
+    head = SPP(10, SPPParams(channels=8))
+    assert [p.output_size for p in head.pools] == [1, 2, 4]
+    assert all(isinstance(p, nn.AdaptiveMaxPool2d) for p in head.pools)
+    assert head.fuse[0].in_channels == 10 * 4
+    x = torch.randn(1, 10, 8, 8)
+    assert head(x).shape == (1, 8, 8, 8)
+
+
+# ---------------------------------------------------------------------------------------------------- context
+def test_context_module_layout_follows_table1():
+    module = ContextModule(21, [1, 1, 2, 4, 8, 16, 1], "basic")
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.dilation[0] for c in convs] == [1, 1, 2, 4, 8, 16, 1, 1]
+    assert [c.kernel_size[0] for c in convs] == [3] * 7 + [1]
+    assert all(c.out_channels == 21 for c in convs)
+    assert sum(isinstance(m, nn.ReLU) for m in module.modules()) == 7  # layer 8 is not truncated
+    assert large_widths(7) == [2, 2, 4, 8, 16, 32, 32]
+    large = ContextModule(3, [1, 1, 2, 4, 8, 16, 1], "large")
+    assert [c.out_channels for c in large.modules() if isinstance(c, nn.Conv2d)] == [6, 6, 12, 24, 48, 96, 96, 3]
+    d10 = ContextModule(3, [1, 1, 2, 4, 8, 16, 32, 64, 1])
+    assert [c.dilation[0] for c in d10.modules() if isinstance(c, nn.Conv2d)] == [1, 1, 2, 4, 8, 16, 32, 64, 1, 1]
+
+
+def test_context_basic_identity_init_returns_input():
+    module = ContextModule(5, [1, 1, 2, 4, 8, 16, 1], "basic")
+    x = torch.rand(2, 5, 20, 17)  # non-negative: the paper's truncation (ReLU) keeps it
+    assert torch.allclose(module(x), x, atol=1e-6)
+    assert not torch.allclose(module(x - 0.5), x - 0.5)  # negative values are truncated: the check can fail
+
+
+def test_context_large_generalised_identity_init():
+    torch.manual_seed(0)
+    classes = 3
+    exact = ContextModule(classes, [1, 1, 2, 4, 8, 16, 1], "large", init_noise=0.0)
+    x = torch.rand(2, classes, 16, 16)
+    assert torch.allclose(exact(x), x, atol=1e-5)
+    # inside, a layer of width c holds input channel floor(b C / c) in channel b, scaled by C / c (block identity)
+    h = x
+    for layer, width in zip(exact.layers[0:14:2], exact.widths, strict=True):
+        h = torch.relu(layer(h))
+        block = x[:, torch.arange(width) * classes // width] * classes / width
+        assert torch.allclose(h, block, atol=1e-5), width
+    noisy = ContextModule(classes, [1, 1, 2, 4, 8, 16, 1], "large", init_noise=0.01)
+    w = noisy.layers[2].weight  # 6 -> 12 channels: identity value C/c_out = 1/4, noise std 0.01 / 4
+    off = w.clone()
+    off[:, :, 1, 1] = 0
+    assert 0 < off.std() < 0.05 * 3 / 12
+    assert torch.allclose(noisy(x), x, atol=0.1) and not torch.allclose(noisy(x), x, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------- HDC
+def test_gridding_rule():
+    assert gridding_problem([1, 2, 5]) is None
+    assert gridding_problem([1, 2, 3]) is None
+    assert gridding_problem([1]) is None
+    assert "common factor 2" in gridding_problem([2, 4, 8])
+    assert "M_2 = 5" in gridding_problem([1, 2, 9])  # the paper's counter-example
+    assert "common factor 2" in gridding_problem([2])
+
+
+def test_hdc_warns_when_pattern_grids():
+    from ablate.models.heads.hdc import HDC
+    from ablate.models.params import HDCParams
+
+    with pytest.warns(GriddingWarning, match="common factor 2"):
+        HDC(4, HDCParams(rates=[2, 4, 8], channels=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GriddingWarning)
+        head = HDC(4, HDCParams(rates=[1, 2, 5], repeats=2, channels=4))
+    assert [layer[0].dilation[0] for layer in head.layers] == [1, 2, 5, 1, 2, 5]
+
+
+def test_hdc_pattern_covers_the_receptive_field_without_holes():
+    """The centre output of a cascade with rates 1,2,5 depends on every input pixel within its reach; 2,4 does not."""
+    from ablate.models.heads.hdc import HDC
+    from ablate.models.params import HDCParams
+
+    def holes(rates):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GriddingWarning)
+            head = HDC(1, HDCParams(rates=rates, repeats=1, channels=1)).eval()
+        for m in head.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.constant_(m.weight, 1.0)
+        x = torch.ones(1, 1, 41, 41, requires_grad=True)
+        head(x)[0, 0, 20, 20].backward()
+        reach = sum(rates)
+        window = x.grad[0, 0, 20 - reach : 21 + reach, 20 - reach : 21 + reach]
+        return int((window == 0).sum())
+
+    assert holes([1, 2, 5]) == 0
+    assert holes([2, 4]) > 0
+
+
+# ---------------------------------------------------------------------------------------------------- deformable
+@pytest.mark.parametrize("stride,dilation,groups", [(1, 1, 1), (1, 2, 1), (2, 1, 1), (1, 2, 6)])
+def test_deformable_with_zero_offsets_equals_plain_conv(stride, dilation, groups):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 12, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups, bias=True)
+    x = torch.randn(2, 6, 11, 13)
+    deform = DeformConv.from_conv(conv)
+    assert deform.weight is conv.weight and torch.count_nonzero(deform.offset.weight) == 0
+    assert (deform(x) - conv(x)).abs().max() < 1e-5
+    modulated = DeformConv.from_conv(conv, modulated=True)
+    bias = conv.bias[None, :, None, None]
+    assert (modulated(x) - (0.5 * (conv(x) - bias) + bias)).abs().max() < 1e-5  # DCNv2: mask sigmoid(0) = 0.5
+    with torch.no_grad():
+        deform.offset.bias.fill_(0.5)  # shifted sampling grid: no longer the plain conv
+    assert (deform(x) - conv(x)).abs().max() > 1e-3
+    deform(x).sum().backward()
+    assert deform.offset.weight.grad is not None and deform.offset.weight.grad.abs().sum() > 0
+
+
+def test_deformable_backbone_keeps_pretrained_weights(tmp_path):
+    torch.manual_seed(0)
+    plain = timm.create_model("test_resnet", pretrained=False)
+    path = tmp_path / "test_resnet.pth"
+    torch.save(plain.state_dict(), path)
+    bb = Backbone("test_resnet", 16, weights=str(path), deformable_blocks=1, deformable_modulated=True)
+    block = bb.last_stage_blocks()[-1]
+    assert isinstance(block.conv2, DeformConv) and block.conv2.modulated
+    assert torch.equal(block.conv2.weight, plain.state_dict()["layer4.0.conv2.weight"])
+    assert torch.equal(bb.body.layer1[0].conv1.weight, plain.state_dict()["layer1.0.conv1.weight"])
+    # a checkpoint of the plain backbone loads; only the new offset convs are missing
+    result = bb.load_state_dict(Backbone("test_resnet", 16).state_dict(), strict=False)
+    assert result.unexpected_keys == [] and result.missing_keys
+    assert all(".offset." in k for k in result.missing_keys)
+    low, high = bb(torch.randn(2, 3, 64, 64))
+    assert high.shape == (2, 96, 4, 4)
+
+
+def test_deformable_blocks_beyond_the_last_stage_is_refused():
+    with pytest.raises(BuildError, match="deformable_blocks must be 0..1") as info:
+        Backbone("test_resnet", 16, deformable_blocks=2)
+    assert info.value.key == "model.deformable_blocks"
+
+
+# ---------------------------------------------------------------------------------------------------- multi-grid
+@pytest.mark.parametrize("output_stride,expected", [(16, [2, 4, 8]), (8, [4, 8, 16]), (32, [1, 2, 4])])
+def test_multi_grid_rates_follow_deeplabv3(output_stride, expected):
+    """DeepLabv3 Sec. 3.2: block4's three convs get unit rate x stage rate; read from the built modules."""
+    with torch.device("meta"):
+        bb = Backbone("resnet50", output_stride, multi_grid=[1, 2, 4])
+    assert [blk.conv2.dilation for blk in bb.body.layer4] == [(r, r) for r in expected]
+    assert [blk.conv2.padding for blk in bb.body.layer4] == [(r, r) for r in expected]
+    with torch.device("meta"):
+        default = Backbone("resnet50", 16)
+    assert [blk.conv2.dilation[0] for blk in default.body.layer4] == [1, 2, 2]  # timm: no multi-grid
+
+
+def test_hdc_rates_in_the_backbone_and_forward():
+    with pytest.warns(GriddingWarning):
+        Backbone("test_resnet", 16, hdc_rates=[2, 4])
+    bb = Backbone("test_resnet", 8, hdc_rates=[1, 2, 5])
+    assert [c.dilation[0] for c in bb.last_stage_convs()] == [1, 2]  # BasicBlock: two 3x3 convs
+    mg = Backbone("test_efficientnet", 16, multi_grid=[1, 2])
+    assert [c.dilation[0] for c in mg.last_stage_convs()] == [2]
+    _, high = mg(torch.randn(1, 3, 64, 64))
+    assert high.shape[-2:] == (4, 4)
+
+
+def test_multi_grid_and_hdc_rates_are_exclusive(tiny_study):
+    study = tiny_study("name: s\nrecipe: recipe.yaml\nset: {model.multi_grid: [1, 2], model.hdc_rates: [1, 2, 5]}\n")
+    result = runner.invoke(app, ["run", str(study), "--results", str(study.parent / "results")])
+    out = result.output.strip()
+    assert result.exit_code == 2 and len(out.splitlines()) == 1, out
+    assert "set.model.hdc_rates" in out and "multi_grid or hdc_rates, not both" in out
+    assert not (study.parent / "results").exists()
+
+
+BAD_HEADS = {
+    "unknown_key": (
+        "{name: ppm, bin: [1, 2]}",
+        ["axes.model.head", "unknown key 'bin'", "did you mean 'bins'", "allowed for head 'ppm': name, bins, pooling"],
+    ),
+    "ill_typed_literal": (
+        "{name: ppm, pooling: median}",
+        ["axes.model.head", "head 'ppm'", "pooling", "'median'", "'avg' | 'max'"],
+    ),
+    "ill_typed_list": (
+        "{name: hdc, rates: [1, two]}",
+        ["axes.model.head", "head 'hdc'", "model.head.rates[1]", "'two'", "allowed: list[int > 0]"],
+    ),
+    "ill_typed_bool": (
+        "{name: deformable, modulated: maybe}",
+        ["axes.model.head", "head 'deformable'", "model.head.modulated", "'maybe'", "allowed: bool"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_HEADS))
+def test_bad_head_parameter_is_one_line(tiny_study, case):
+    value, expected = BAD_HEADS[case]
+    study = tiny_study(f"name: s\nrecipe: recipe.yaml\naxes:\n  model.head: [{value}]\n")
+    result = runner.invoke(app, ["run", str(study), "--results", str(study.parent / "results")])
+    out = result.output.strip()
+    assert result.exit_code == 2, out
+    assert len(out.splitlines()) == 1 and "Traceback" not in out, out
+    for fragment in expected:
+        assert fragment in out, (fragment, out)
+    assert not (study.parent / "results").exists()
+
+
+def test_heads_command_lists_every_head_without_torch():
+    code = (
+        "import sys; from typer.testing import CliRunner; from ablate.cli import app; "
+        "r = CliRunner().invoke(app, ['heads']); print(r.output); assert r.exit_code == 0; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
+    assert out.returncode == 0, out.stderr
+    for name, params in HEAD_PARAMS.items():
+        assert f"{name}: " in out.stdout
+        for key in params.model_fields:
+            if key != "name":
+                assert key in out.stdout, (name, key)
+    assert "[1, 2, 3, 6]" in out.stdout and "'avg' | 'max'" in out.stdout and "list[int > 0]" in out.stdout
+    result = runner.invoke(app, ["heads", "pp"])
+    assert result.exit_code == 2 and "did you mean" in result.output
+
+
+def test_last_stage_options_build_on_meta_for_preflight():
+    cfg = ModelConfig.model_validate(
+        {"backbone": "resnet50", "multi_grid": [1, 2, 4], "deformable_blocks": 3, "head": {"name": "deformable"}}
+    )
+    with torch.device("meta"):
+        model = build_model(cfg, 21)
+    convs = model.backbone.last_stage_convs()
+    assert all(isinstance(c, DeformConv) for c in convs) and [c.dilation[0] for c in convs] == [2, 4, 8]
