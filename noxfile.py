@@ -41,4 +41,3 @@ def lint(session: nox.Session) -> None:
     """ruff over the package, the tests and this file."""
     session.install("ruff>=0.5")
     session.run("ruff", "check", "ablate", "tests", "noxfile.py")
-

@@ -111,6 +111,7 @@ class WandbConfig(_Strict):
     project: str | None = None  # default "ablate"; the group is always the study's name
     entity: str | None = None
 
+
 class ScaleRule(_Strict):
     """Coupled axes: values of ``scale`` are written as they apply at ``with == reference`` and are scaled by
     ``reference / value of with`` in every run (DeepLab's ASPP rates (6, 12, 18) at output stride 16 become
