@@ -67,7 +67,9 @@ class TrainConfig(_Strict):
     devices: PositiveInt = 1  # processes (GPUs) per node; more than 1 trains with DDP
     num_nodes: PositiveInt = 1
     sync_batchnorm: bool = True  # SyncBN across processes when devices x num_nodes > 1
-    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"  # bf16-mixed: bf16 autocast, CPU or GPU
+    channels_last: bool = True  # NHWC memory format for the model and its inputs (faster convolutions)
+    compile: bool = False  # torch.compile the model (pays a compile time up front)
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 100  # steps between resumable checkpoints (trainings/<id>/last.ckpt)
 

@@ -48,6 +48,7 @@ class AtomicCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
         if step % self.every == 0 and step < trainer.max_steps:
+            pl_module.check_finite()  # never checkpoint a diverged run
             tmp = self.path.with_name(f".{self.path.name}.tmp")
             trainer.save_checkpoint(tmp)
             if trainer.is_global_zero:
@@ -149,6 +150,8 @@ def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: An
     training = json.loads((train_dir / "train.json").read_text())
     model = build_model(recipe.model, len(data.classes))
     model.load_state_dict(torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True))
+    if recipe.train.channels_last:
+        model.to(memory_format=torch.channels_last)
     m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, eval_device(recipe))
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
