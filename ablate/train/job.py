@@ -152,7 +152,9 @@ def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: An
     model.load_state_dict(torch.load(train_dir / MODEL_FILE, map_location="cpu", weights_only=True))
     if recipe.train.channels_last:
         model.to(memory_format=torch.channels_last)
+    started = time.monotonic()
     m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, eval_device(recipe))
+    eval_time = round(time.monotonic() - started, 2)
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
         "per_class_iou": dict(zip(data.classes, m["per_class_iou"], strict=True)),
@@ -160,4 +162,5 @@ def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: An
         "params": count_params(model),
         "trained": trained,
         **training,
+        "eval_time_s": eval_time,
     }
