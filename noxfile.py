@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`."""
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s bench`."""
 
 from __future__ import annotations
 
@@ -40,3 +40,21 @@ def lint(session: nox.Session) -> None:
     """ruff over the package, the tests and this file."""
     session.install("ruff>=0.5")
     session.run("ruff", "check", "ablate", "tests", "noxfile.py")
+
+
+# The commit this repository's speed work started from: `nox -s bench` also times the embedded study with its code.
+BENCH_BEFORE = "6184725"
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed side by side with the peers; writes results/bench/bench.md and bench.json (about 10 min on 2 cores).
+
+    Arguments after `--` go to `ablate bench` (e.g. `nox -s bench -- --quick`); by default the embedded study is
+    also run by the code of BENCH_BEFORE for the before/after wall time.
+    """
+    session.install("-e", ".[bench]")
+    args = list(session.posargs)
+    if "--quick" not in args and "--before" not in args and "--no-study" not in args:
+        args += ["--before", BENCH_BEFORE]
+    session.run("ablate", "bench", "--out", "results/bench", *args, env={"WANDB_MODE": "offline"})

@@ -50,7 +50,7 @@ class BenchConfig:
     batch: int = 4  # section 1 and 4: images per step
     size: int = 256  # section 1 and 4: image side
     classes: int = 21
-    steps: int = 3  # timed steps per model (after ``warmup``)
+    steps: int = 2  # timed steps per model (after ``warmup``)
     warmup: int = 1
     gemm: int = 2048  # GEMM side for the peak
     loop_steps: int = 200  # section 2
@@ -64,7 +64,7 @@ class BenchConfig:
     @classmethod
     def quick_config(cls, **kw: Any) -> BenchConfig:
         base = dict(
-            quick=True, batch=1, size=64, steps=1, warmup=1, gemm=512, loop_steps=10, repeats=1, bf16_study=False,
+            quick=True, batch=2, size=64, steps=1, warmup=1, gemm=512, loop_steps=10, repeats=1, bf16_study=False,
             study_sets=["train.steps=2", "data.num_train=16", "data.num_val=4", "data.image_size=32"],
         )  # fmt: skip
         base.update(kw)

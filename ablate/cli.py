@@ -364,8 +364,10 @@ def bench(
         kw["study"] = None
     if set_:
         kw["study_sets"] = list(set_)
-    kw["bf16_study"] = not no_bf16_study
-    kw["before"] = before
+    if no_bf16_study:
+        kw["bf16_study"] = False
+    if before:
+        kw["before"] = before
     cfg = BenchConfig.quick_config(**kw) if quick else BenchConfig(**kw)
     sections = tuple(only) if only else SECTIONS
     unknown = [s for s in sections if s not in SECTIONS]
