@@ -234,29 +234,36 @@ def time_step(model: nn.Module, cfg: BenchConfig, channels_last: bool, bf16: boo
 
 
 def bench_step(cfg: BenchConfig) -> dict[str, Any]:
-    rows = []
+    """Every (model, format) is built and warmed up first; then the timed steps go round-robin over them, so a
+    change of the machine's load during the section hits every model alike (best step of each is kept)."""
+    rows: list[dict[str, Any]] = []
     models = {"ablate DeepLabv3": ablate_deeplabv3, **PEERS}
-    flops: dict[str, float] = {}
+    fns: list[tuple[dict[str, Any], Callable[[], None]]] = []
     for name, build in models.items():
         torch.manual_seed(0)
         x, y = _batch(cfg)
         try:
-            flops[name] = step_flops(build(cfg.classes), x, y)
+            flops = step_flops(build(cfg.classes), x, y)
         except Exception as exc:  # noqa: BLE001 - a missing peer is reported, the rest goes on
             rows.append({"model": name, "error": f"{type(exc).__name__}: {exc}"})
             continue
         for channels_last in (True,) if cfg.quick else (True, False):
             torch.manual_seed(0)
-            t = time_step(build(cfg.classes), cfg, channels_last)
-            rows.append(
-                {
-                    "model": name,
-                    "format": "channels_last" if channels_last else "NCHW",
-                    "step_s": round(t, 4),
-                    "images_per_s": round(cfg.batch / t, 2),
-                    "gflop_per_step": round(flops[name] / 1e9, 1),
-                }
-            )
+            row = {"model": name, "format": "channels_last" if channels_last else "NCHW"}
+            row["gflop_per_step"] = round(flops / 1e9, 1)
+            step = _train_step_fn(build(cfg.classes), x, y, channels_last, bf16=False)
+            for _ in range(cfg.warmup):
+                step()
+            fns.append((row, step))
+    times: dict[int, list[float]] = {i: [] for i in range(len(fns))}
+    for _ in range(cfg.steps):
+        for i, (_row, step) in enumerate(fns):
+            times[i].append(_best(step, 1))
+    for i, (row, _step) in enumerate(fns):
+        t = min(times[i])
+        row.update(step_s=round(t, 4), images_per_s=round(cfg.batch / t, 2), all_s=[round(v, 3) for v in times[i]])
+        rows.append(row)
+    fns.clear()
     timed = [r for r in rows if "step_s" in r]
     ablate_default = next(r for r in timed if r["model"] == "ablate DeepLabv3" and r["format"] == "channels_last")
     peers = [r for r in timed if r["model"] != "ablate DeepLabv3"]
