@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`."""
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s bench`."""
 
 from __future__ import annotations
 
@@ -50,3 +50,21 @@ def bench_crf(session: nox.Session) -> None:
     """Time the dense CRF over the embedded validation set with 1 worker and with the pool (every core)."""
     session.install("-e", ".")
     session.run("python", "-m", "ablate.train.crf", *session.posargs)
+
+
+# The commit this repository's speed work started from: `nox -s bench` also times the embedded study with its code.
+BENCH_BEFORE = "6184725"
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed side by side with the peers; writes results/bench/bench.md and bench.json (about 10 min on 2 cores).
+
+    Arguments after `--` go to `ablate bench` (e.g. `nox -s bench -- --quick`); by default the embedded study is
+    also run by the code of BENCH_BEFORE for the before/after wall time.
+    """
+    session.install("-e", ".[bench]")
+    args = list(session.posargs)
+    if "--quick" not in args and "--before" not in args and "--no-study" not in args:
+        args += ["--before", BENCH_BEFORE]
+    session.run("ablate", "bench", "--out", "results/bench", *args, env={"WANDB_MODE": "offline"})

@@ -136,7 +136,9 @@ class TrainConfig(_Strict):
     num_nodes: PositiveInt = 1
     sync_batchnorm: bool = True  # SyncBN across processes when devices x num_nodes > 1 (GPUs only)
     freeze_bn: bool = False  # BN of the backbone in eval mode with frozen affine parameters (DeepLab's OS 8 stage)
-    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"  # bf16-mixed: bf16 autocast, CPU or GPU
+    channels_last: bool = True  # NHWC memory format for the model and its inputs (faster convolutions)
+    compile: bool = False  # torch.compile the model (pays a compile time up front)
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 100  # steps between resumable checkpoints (trainings/<id>/last.ckpt)
 

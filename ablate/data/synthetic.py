@@ -17,6 +17,8 @@ Generated in memory with numpy, deterministic by (seed, split, index); no files,
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -117,8 +119,19 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
     return (images * STD + MEAN).clamp(0, 1)
 
 
+@functools.lru_cache(maxsize=8)
+def _generate(split: str, num_samples: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised images and labels of one split, generated once per process: the runs of a study share them
+    (the tensors are never written to; augmentation makes new ones)."""
+    pairs = [make_sample(seed, split, i, size) for i in range(num_samples)]
+    images = np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2)
+    images = (torch.from_numpy(np.ascontiguousarray(images)) - MEAN) / STD
+    labels = torch.from_numpy(np.stack([p[1] for p in pairs])).long()
+    return images, labels
+
+
 class SyntheticSegmentation(Dataset):
-    """All samples of one split, generated once into memory."""
+    """All samples of one split, generated once into memory (and cached for the next run in this process)."""
 
     classes = CLASSES
     ignore_index = IGNORE_INDEX
@@ -126,10 +139,7 @@ class SyntheticSegmentation(Dataset):
     def __init__(self, split: str, num_samples: int, size: int, seed: int = 0, augment: bool = False):
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {list(_SPLITS)}, got {split!r}")
-        pairs = [make_sample(seed, split, i, size) for i in range(num_samples)]
-        images = np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2)
-        self.images = (torch.from_numpy(np.ascontiguousarray(images)) - MEAN) / STD
-        self.labels = torch.from_numpy(np.stack([p[1] for p in pairs])).long()
+        self.images, self.labels = _generate(split, num_samples, size, seed)
         self.augment = augment
 
     def __len__(self) -> int:

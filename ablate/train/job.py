@@ -64,6 +64,7 @@ class AtomicCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
         if step % self.every == 0 and step < trainer.max_steps:
+            pl_module.check_finite()  # never checkpoint a diverged run
             tmp = self.path.with_name(f".{self.path.name}.tmp")
             trainer.save_checkpoint(tmp)
             if trainer.is_global_zero:
@@ -272,6 +273,8 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path) -> dict[st
     CRF) on the validation split: metrics, per-class IoU/accuracy, params, cost and what evaluation ran."""
     state = torch.load(Path(train_dir) / MODEL_FILE, map_location="cpu", weights_only=True)
     model = build_eval_model(recipe.model, recipe.eval, len(data.classes), state)
+    if recipe.train.channels_last:
+        model.to(memory_format=torch.channels_last)
     device = eval_device(recipe)
     m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, device)
     used = eval_model_config(recipe.model, recipe.eval)

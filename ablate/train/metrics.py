@@ -13,14 +13,43 @@ A class predicted but absent from the ground truth has IoU 0 and counts.
 from __future__ import annotations
 
 import torch
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics import Metric
 
 
-def confusion_metric(num_classes: int, ignore_index: int = 255, sync: bool = True) -> MulticlassConfusionMatrix:
+class ConfusionMatrix(Metric):
+    """The confusion matrix (rows: ground truth, columns: prediction) as a torchmetrics ``Metric``: state on the
+    model's device, summed across processes under DDP. Unlike ``MulticlassConfusionMatrix`` its update checks no
+    values (no ``unique`` over the batch) and never waits for the device: pixels whose label is ``ignore_index``
+    or outside ``0 .. num_classes - 1`` are left out; predictions must be class indices (an ``argmax``)."""
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = None
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.add_state("confmat", torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        k = self.num_classes
+        preds, target = preds.reshape(-1).long(), target.reshape(-1).long()
+        keep = (target >= 0) & (target < k) & (target != self.ignore_index)
+        index = torch.where(keep, target * k + preds, k * k)  # ignored pixels land in one extra bin, dropped
+        if index.device.type == "cpu":
+            counts = torch.bincount(index, minlength=k * k + 1)
+        else:  # bincount sizes its output from the data (a host sync); a fixed-size scatter does not
+            counts = torch.zeros(k * k + 1, dtype=torch.long, device=index.device)
+            counts.scatter_add_(0, index, torch.ones_like(index))
+        self.confmat += counts[: k * k].view(k, k)
+
+    def compute(self) -> torch.Tensor:
+        return self.confmat
+
+
+def confusion_metric(num_classes: int, ignore_index: int = 255, sync: bool = True) -> ConfusionMatrix:
     """Accumulates the confusion matrix; with ``sync`` summed (not averaged) across processes under DDP."""
-    return MulticlassConfusionMatrix(
-        num_classes=num_classes, ignore_index=ignore_index, normalize="none", sync_on_compute=sync
-    )
+    return ConfusionMatrix(num_classes, ignore_index, sync_on_compute=sync)
 
 
 def metrics_from_confusion(cm: torch.Tensor) -> dict[str, float | list[float]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -24,6 +22,13 @@ class SegmentationModule(L.LightningModule):
         self.recipe = recipe
         self.ignore_index = ignore_index
         self.model = build_model(recipe.model, num_classes)
+        self.channels_last = recipe.train.channels_last
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if recipe.train.compile:
+            self.model.compile()  # in place: the state dict keeps its keys
+        # On the device: [first non-finite step or -1, its loss, steps seen]; read only by ``check_finite``
+        self._finite: torch.Tensor | None = None
         self.val_confusion = confusion_metric(num_classes, ignore_index)
         self.last_metrics: dict | None = None
         self._rng_to_restore: dict | None = None
@@ -43,6 +48,8 @@ class SegmentationModule(L.LightningModule):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
     def training_step(self, batch, batch_idx):
@@ -54,10 +61,32 @@ class SegmentationModule(L.LightningModule):
             loss = loss + self.recipe.model.aux_loss * F.cross_entropy(aux, labels, ignore_index=self.ignore_index)
         else:
             loss = F.cross_entropy(out, labels, ignore_index=self.ignore_index)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
-        self.log("train/loss", loss, prog_bar=True)
+        self._track_finite(loss.detach())
+        self.log("train/loss", loss)  # not on the progress bar: that would copy it to the host every step
         return loss
+
+    def _track_finite(self, loss: torch.Tensor) -> None:
+        """Remember the first non-finite loss on the device, without a host sync; ``check_finite`` raises."""
+        f = self._finite
+        if f is None or f.device != loss.device:
+            f = torch.tensor([-1.0, 0.0, float(self.global_step)], device=loss.device)
+        bad = ~torch.isfinite(loss) & (f[0] < 0)
+        self._finite = torch.stack([torch.where(bad, f[2], f[0]), torch.where(bad, loss.float(), f[1]), f[2] + 1])
+
+    def check_finite(self) -> None:
+        """Raise ``FloatingPointError`` if a training loss so far was NaN or infinite (one host sync)."""
+        if self._finite is not None:
+            step, value, _ = self._finite.tolist()
+            if step >= 0:
+                raise FloatingPointError(f"loss is {value} at step {int(step)}")
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        # checked every log_every steps (when the progress printer reads the loss anyway) and at the end
+        if self.global_step % self.recipe.train.log_every == 0:
+            self.check_finite()
+
+    def on_train_end(self) -> None:
+        self.check_finite()
 
     def on_validation_epoch_start(self) -> None:
         self.val_confusion.reset()

@@ -1,0 +1,100 @@
+"""The fast defaults (channels_last, bf16 autocast, no host sync per step, device-side metrics) and ``ablate bench``.
+Timings are never asserted: only that every path runs and gives the right answers and files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from conftest import TINY_RECIPE
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from ablate.config import Recipe
+from ablate.train.job import run_job
+from ablate.train.metrics import confusion_metric
+from ablate.train.module import SegmentationModule
+
+
+def _dirs(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "train").mkdir()
+    return tmp_path / "run", tmp_path / "train"
+
+
+def _config(**train) -> dict:
+    config = Recipe.model_validate(yaml.safe_load(TINY_RECIPE)).model_dump()
+    config["train"].update(train)
+    return config
+
+
+@pytest.mark.parametrize(
+    "train",
+    [
+        {"channels_last": True, "precision": "32-true"},
+        {"channels_last": True, "precision": "bf16-mixed"},
+        {"channels_last": False, "precision": "32-true"},
+    ],
+)
+def test_training_paths_run(train, tmp_path):
+    record = run_job(_config(**train), *_dirs(tmp_path))
+    assert record["steps"] == 3
+    assert 0.0 <= record["metrics"]["miou"] <= 1.0
+    assert record["eval_time_s"] >= 0
+
+
+def test_channels_last_model_and_same_state_dict_keys():
+    recipe = Recipe.model_validate(_config(channels_last=True))
+    module = SegmentationModule(recipe, num_classes=5)
+    conv = next(m for m in module.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = SegmentationModule(Recipe.model_validate(_config(channels_last=False)), num_classes=5)
+    assert module.model.state_dict().keys() == plain.model.state_dict().keys()
+
+
+def test_nonfinite_loss_is_caught_without_a_sync_per_step():
+    module = SegmentationModule(Recipe.model_validate(_config()), num_classes=5)
+    module._track_finite(torch.tensor(0.5))
+    module.check_finite()  # finite so far: nothing
+    module._track_finite(torch.tensor(float("nan")))
+    module._track_finite(torch.tensor(float("inf")))  # later ones do not overwrite the first
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 1"):
+        module.check_finite()
+
+
+def test_diverging_run_fails_with_a_clear_error(tmp_path):
+    with pytest.raises(FloatingPointError, match="loss is"):
+        run_job(_config(lr=1e30, steps=6, log_every=2), *_dirs(tmp_path))
+    assert not (tmp_path / "train" / "model.pt").exists()
+
+
+def test_confusion_matrix_matches_torchmetrics():
+    g = torch.Generator().manual_seed(0)
+    preds = torch.randint(0, 5, (3, 17, 19), generator=g)
+    target = torch.randint(0, 5, (3, 17, 19), generator=g)
+    target[:, ::4] = 255
+    ours, theirs = confusion_metric(5), MulticlassConfusionMatrix(5, ignore_index=255)
+    for _ in range(2):
+        ours.update(preds, target)
+        theirs.update(preds, target)
+    assert torch.equal(ours.compute(), theirs.compute())
+    ours.reset()
+    assert ours.compute().sum() == 0
+
+
+def test_bench_quick_writes_report(tmp_path):
+    from ablate.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig.quick_config(out=tmp_path / "bench", loop_steps=3, command="pytest")
+    report = run_bench(cfg, ("metrics", "crf", "loop"), log=lambda _: None)
+    data = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert data["machine"]["cores"] >= 1 and data["machine"]["torch"] == torch.__version__
+    assert {"cpu", "torch_threads", "load_avg_start"} <= set(data["machine"])
+    assert data["command"] == "pytest" and data["quick"] is True
+    assert {"ablate_update_ms", "torchmetrics_jaccard_update_ms", "ratio"} <= set(data["metrics"])
+    assert {"bare_s", "ablate_s", "ratio", "steps"} <= set(data["loop"])
+    assert "available" in data["crf"]
+    md = (tmp_path / "bench" / "bench.md").read_text()
+    assert "# ablate bench" in md and "Whole training loop" in md and "Metric update" in md
+    assert report["loop"]["steps"] == 3
