@@ -420,7 +420,7 @@ def bench_study(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     wall, rc = _run_study(REPO, cfg.study, results, cfg.study_sets)
     records = _study_records(results)
     train_s = sum(r.get("train_time_s", 0.0) for r in records)
-    eval_s = sum(r.get("eval_time_s", 0.0) for r in records)
+    eval_s = sum(r.get("eval", {}).get("eval_time_s", 0.0) for r in records)
     n = max(1, len(records))
     out.update(
         runs=len(records),

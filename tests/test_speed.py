@@ -41,7 +41,7 @@ def test_training_paths_run(train, tmp_path):
     record = run_job(_config(**train), *_dirs(tmp_path))
     assert record["steps"] == 3
     assert 0.0 <= record["metrics"]["miou"] <= 1.0
-    assert record["eval_time_s"] >= 0
+    assert record["eval"]["eval_time_s"] >= 0
 
 
 def test_channels_last_model_and_same_state_dict_keys():

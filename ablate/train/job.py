@@ -280,7 +280,8 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path) -> dict[st
     used = eval_model_config(recipe.model, recipe.eval)
     from ablate.train.cost import measure
 
-    cost = measure(model, recipe.data.image_size, device)
+    size = getattr(recipe.data, "image_size", None) or recipe.data.crop_size  # the eval size: image or crop
+    cost = measure(model, size, device)
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
         "classes": list(data.classes),  # the class order (metrics.json sorts its keys)
