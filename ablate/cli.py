@@ -207,7 +207,7 @@ def run(
                 raise ConfigError(f"--executor {executor}: allowed: local, slurm")
             exec_cfg = exec_cfg.model_copy(update={"kind": executor})
         runs = expand(loaded)
-        todo, _ = select(runs, Store(results, loaded.study.name), retry_failed)
+        todo, _ = select(runs, Store(results, loaded.study.name), retry_failed, exec_cfg.kind == "slurm")
         if todo:
             _preflight(loaded, todo)
         if wandb is not None and wandb.lower() not in ("auto", "online", "offline", "disabled"):

@@ -93,14 +93,23 @@ class Summary:
     busy: list[Run] = field(default_factory=list)
 
 
-def select(runs: list[Run], store: Store, retry_failed: bool = False) -> tuple[list[Run], list[Run]]:
-    """(runs to do now, runs another process is running). Pending runs, or with ``retry_failed`` the failed ones;
-    eval-only variants are ordered right after the run that trains their model."""
+def select(
+    runs: list[Run], store: Store, retry_failed: bool = False, slurm_wait: bool = False
+) -> tuple[list[Run], list[Run]]:
+    """(runs to do now, runs another process or a queued SLURM job is on). Pending runs, or with ``retry_failed``
+    the failed ones; eval-only variants are ordered right after the run that trains their model. A run whose SLURM
+    job is still queued is never started again; with ``slurm_wait`` (the SLURM executor) it is in the first list, to
+    be waited for, whatever its record says (a requeued job may have recorded a failure when it was killed)."""
     states = {r.id: store.state(r) for r in runs}
-    todo = [r for r in runs if states[r.id] == ("failed" if retry_failed else "pending")]
+    jobs = {r.id: slurm.submitted_job(store.run_dir(r)) for r in runs if states[r.id] != "done"}
+    active = slurm.queued_jobs(sorted({j for j in jobs.values() if j}))
+    queued = {rid for rid, job in jobs.items() if job in active}
+    todo = [r for r in runs if r.id in queued and slurm_wait]
+    todo += [r for r in runs if r.id not in queued and states[r.id] == ("failed" if retry_failed else "pending")]
     order = {tid: i for i, tid in enumerate(dict.fromkeys(r.train_id for r in todo))}
     todo.sort(key=lambda r: order[r.train_id])
-    return todo, [r for r in runs if states[r.id] == "running"]
+    busy = [r for r in runs if states[r.id] == "running" or (r.id in queued and not slurm_wait)]
+    return todo, busy
 
 
 def run_study(
@@ -117,7 +126,7 @@ def run_study(
     ``module:function`` (needed for worker processes: ``max_parallel > 1``, DDP jobs, SLURM)."""
     runs = expand(loaded)
     store = Store(results_dir, loaded.study.name)
-    todo, busy = select(runs, store, retry_failed)
+    todo, busy = select(runs, store, retry_failed, slurm_wait=executor is not None and executor.kind == "slurm")
     trainings = len({r.train_id for r in runs})
     what = "failed runs to retry" if retry_failed else "to run"
     console.print(
@@ -193,8 +202,12 @@ def _run_slurm(
         active = slurm.queued_jobs(sorted({j for j in job_of.values() if j}))
         for run_id, item in list(pending.items()):
             record = store.read_metrics(item.run)
-            finished = record is not None and record.get("status") in ("done", "failed")
-            if finished or job_of[run_id] not in active:
+            status = (record or {}).get("status")
+            in_queue = job_of[run_id] in active
+            # a failure recorded by a job that is still queued (requeued after preemption, time-out or
+            # `scontrol requeue`: the kill can raise inside the job) is not final: its next attempt runs the run again
+            finished = status == "done" or (status == "failed" and not in_queue)
+            if finished or not in_queue:
                 if not finished:
                     log = json.loads((item.run_dir / slurm.SLURM_FILE).read_text()).get("log", "")
                     record = {
