@@ -45,7 +45,3 @@ def train_loader(
     """Exactly the batches of steps ``start .. steps-1`` (see ``ablate.data.sampling``)."""
     sampler = StepBatchSampler(len(data.train), batch_size, seed, steps, start)
     return DataLoader(data.train, batch_sampler=sampler, num_workers=num_workers, persistent_workers=num_workers > 0)
-
-
-def val_loader(data: DataSets, batch_size: int, num_workers: int = 0) -> DataLoader:
-    return DataLoader(data.val, batch_size=batch_size, shuffle=False, num_workers=num_workers)

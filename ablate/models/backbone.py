@@ -106,7 +106,6 @@ class Backbone(nn.Module):
         self.low_index = at4[-1] if at4 else 0
         self.low_channels = channels[self.low_index]
         self.high_channels = channels[-1]
-        self.low_reduction = reductions[self.low_index]
         # the stage before the last (ResNet layer3, PSPNet's "res4"): input of the auxiliary loss head
         self.aux_channels = channels[-2] if len(channels) > 1 else channels[-1]
         self.output_stride = output_stride

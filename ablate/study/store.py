@@ -113,9 +113,6 @@ class Store:
     def write_record(run_dir: Path, record: dict[str, Any]) -> None:
         atomic_write(run_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
 
-    def is_done(self, run: Run) -> bool:
-        return self.state(run) == "done"
-
     def lock_path(self, run: Run | str) -> Path:
         return self.run_dir(run) / ".lock"
 

@@ -62,10 +62,6 @@ def collect(runs: list[Run], store: Store) -> pd.DataFrame:
     return df
 
 
-def class_names(df: pd.DataFrame) -> list[str]:
-    return [c.split(":", 1)[1] for c in df.columns if str(c).startswith("iou:")]
-
-
 # ------------------------------------------------------------------------------------------------- per configuration
 def _welch(a: list[float], b: list[float]) -> float | None:
     """Two-sided p-value of Welch's t-test, or None where it is undefined (fewer than 2 values, no variance)."""
@@ -336,9 +332,6 @@ def _md_table(df: pd.DataFrame) -> str:
     for _, row in df.iterrows():
         lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row.tolist()) + " |")
     return "\n".join(lines) + "\n"
-
-
-to_markdown_table = _md_table
 
 
 def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
