@@ -50,15 +50,15 @@ class BenchConfig:
     batch: int = 4  # section 1 and 4: images per step
     size: int = 256  # section 1 and 4: image side
     classes: int = 21
-    steps: int = 2  # timed steps per model (after ``warmup``)
+    steps: int = 6  # timed steps per model (after ``warmup``), round-robin over the models
     warmup: int = 1
     gemm: int = 2048  # GEMM side for the peak
-    loop_steps: int = 200  # section 2
+    loop_steps: int = 600  # section 2 (the embedded recipe's length)
     study: Path | None = REPO / "studies" / "aspp_rates.yaml"  # section 3 (None: skip)
     study_sets: list[str] = field(default_factory=list)  # --set for the study runs
     bf16_study: bool = True  # section 4: run the study again in bf16
     before: str | None = None  # section 3: a git ref whose code runs the study for the "before" figure
-    repeats: int = 2
+    repeats: int = 3
     command: str = ""
 
     @classmethod
@@ -119,7 +119,7 @@ def machine() -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------------ GEMM peak
 def gemm_peak(n: int, dtype: torch.dtype, repeats: int = 3) -> float:
-    """FLOP/s of an n x n x n matrix product in ``dtype`` on the bench device."""
+    """FLOP/s of an n x n x n matrix product in ``dtype`` on the bench device (the best of ``repeats``)."""
     dev = _device()
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     a @ b
@@ -195,12 +195,25 @@ def _batch(cfg: BenchConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return x.to(_device()), y.to(_device())
 
 
-def _train_step_fn(model: nn.Module, x, y, channels_last: bool, bf16: bool) -> Callable[[], None]:
+def torch_sgd(params) -> torch.optim.Optimizer:
+    """The peers' optimizer: ``torch.optim.SGD`` with its defaults, as their training scripts use it."""
+    return torch.optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=1e-4)
+
+
+def ablate_sgd(params) -> torch.optim.Optimizer:
+    """ablate's optimizer (``ablate.train.module.make_optimizer``) with the same hyper-parameters."""
+    from ablate.config import TrainConfig
+    from ablate.train.module import make_optimizer
+
+    return make_optimizer(params, TrainConfig(lr=1e-3, momentum=0.9, weight_decay=1e-4))
+
+
+def _train_step_fn(model: nn.Module, x, y, channels_last: bool, bf16: bool, optimizer=torch_sgd) -> Callable[[], None]:
     model.train().to(_device())
     if channels_last:
         model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    opt = optimizer(model.parameters())
 
     def step() -> None:
         with torch.autocast(_device().type, dtype=torch.bfloat16, enabled=bf16):
@@ -224,10 +237,11 @@ def step_flops(model: nn.Module, x, y) -> float:
     return float(counter.get_total_flops())
 
 
-def time_step(model: nn.Module, cfg: BenchConfig, channels_last: bool, bf16: bool = False) -> float:
+def time_step(model: nn.Module, cfg: BenchConfig, channels_last: bool, bf16: bool = False, optimizer=torch_sgd
+              ) -> float:  # fmt: skip
     """Seconds per training step (the best of ``cfg.steps`` after ``cfg.warmup``)."""
     x, y = _batch(cfg)
-    step = _train_step_fn(model, x, y, channels_last, bf16)
+    step = _train_step_fn(model, x, y, channels_last, bf16, optimizer)
     for _ in range(cfg.warmup):
         step()
     return _best(step, cfg.steps)
@@ -238,6 +252,7 @@ def bench_step(cfg: BenchConfig) -> dict[str, Any]:
     change of the machine's load during the section hits every model alike (best step of each is kept)."""
     rows: list[dict[str, Any]] = []
     models = {"ablate DeepLabv3": ablate_deeplabv3, **PEERS}
+    optimizers = {"ablate DeepLabv3": ablate_sgd}
     fns: list[tuple[dict[str, Any], Callable[[], None]]] = []
     for name, build in models.items():
         torch.manual_seed(0)
@@ -249,9 +264,11 @@ def bench_step(cfg: BenchConfig) -> dict[str, Any]:
             continue
         for channels_last in (True,) if cfg.quick else (True, False):
             torch.manual_seed(0)
+            opt = optimizers.get(name, torch_sgd)
             row = {"model": name, "format": "channels_last" if channels_last else "NCHW"}
+            row["optimizer"] = "SGD fused" if opt is ablate_sgd else "SGD (torch default)"
             row["gflop_per_step"] = round(flops / 1e9, 1)
-            step = _train_step_fn(build(cfg.classes), x, y, channels_last, bf16=False)
+            step = _train_step_fn(build(cfg.classes), x, y, channels_last, bf16=False, optimizer=opt)
             for _ in range(cfg.warmup):
                 step()
             fns.append((row, step))
@@ -286,12 +303,13 @@ def bench_flops(cfg: BenchConfig, step: dict[str, Any]) -> dict[str, Any]:
     flops = step_flops(ablate_deeplabv3(cfg.classes), x, y)
     t32 = step["ablate_step_s"]
     torch.manual_seed(0)
-    t16 = time_step(ablate_deeplabv3(cfg.classes), cfg, channels_last=True, bf16=True)
-    peak32 = gemm_peak(cfg.gemm, torch.float32, cfg.repeats + 1)
-    peak16 = gemm_peak(cfg.gemm, torch.bfloat16, cfg.repeats + 1)
+    t16 = time_step(ablate_deeplabv3(cfg.classes), cfg, channels_last=True, bf16=True, optimizer=ablate_sgd)
+    sizes = [cfg.gemm] if cfg.quick else [cfg.gemm // 2, cfg.gemm, 2 * cfg.gemm]  # the peak: the best size
+    peak32 = max(gemm_peak(n, torch.float32, cfg.repeats + 1) for n in sizes)
+    peak16 = max(gemm_peak(n, torch.bfloat16, cfg.repeats + 1) for n in sizes)
     return {
         "gflop_per_step": round(flops / 1e9, 2),
-        "gemm_n": cfg.gemm,
+        "gemm_n": sizes,
         "gemm_peak_gflops_fp32": round(peak32 / 1e9, 1),
         "gemm_peak_gflops_bf16": round(peak16 / 1e9, 1),
         "step_s_fp32": t32,
@@ -312,7 +330,7 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     from ablate.data.datamodule import build_datasets, train_loader
     from ablate.models.segmenter import build_model
     from ablate.train.job import quiet, train
-    from ablate.train.module import poly_lambda
+    from ablate.train.module import make_optimizer, poly_lambda
 
     quiet()
     recipe = load_recipe(REPO / "recipes" / "synthetic.yaml")
@@ -328,7 +346,7 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
         if t.channels_last:
             model.to(memory_format=torch.channels_last)
         model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        opt = make_optimizer(model.parameters(), t)  # the same optimizer: the loop is what is compared
         sched = torch.optim.lr_scheduler.LambdaLR(opt, poly_lambda(t.steps, t.poly_power))
         for images, labels in train_loader(data, t.batch_size, recipe.seed, t.steps):
             if t.channels_last:
@@ -562,14 +580,15 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += [
             f"## 1. Training step, DeepLabv3 ResNet-50 OS16 ASPP 6/12/18, batch {s['batch']}, {s['size']} px",
             "",
-            _fmt_row(["model", "format", "s/step", "images/s", "GFLOP/step"]),
-            _fmt_row(["---"] * 5),
+            _fmt_row(["model", "format", "optimizer", "s/step", "images/s", "GFLOP/step"]),
+            _fmt_row(["---"] * 6),
         ]
         for r in s["rows"]:
             if "error" in r:
-                lines.append(_fmt_row([r["model"], "error", r["error"], "", ""]))
+                lines.append(_fmt_row([r["model"], "error", r["error"], "", "", ""]))
             else:
-                lines.append(_fmt_row([r["model"], r["format"], r["step_s"], r["images_per_s"], r["gflop_per_step"]]))
+                lines.append(_fmt_row([r["model"], r["format"], r["optimizer"], r["step_s"], r["images_per_s"],
+                                       r["gflop_per_step"]]))  # fmt: skip
         lines += ["", f"ablate (default, channels_last) / fastest peer ({s['fastest_peer']}): "
                   f"**{s['ratio_to_fastest_peer']}x** (target {s['target']})", ""]  # fmt: skip
     lp = report.get("loop")

@@ -414,3 +414,43 @@ def test_last_stage_options_build_on_meta_for_preflight():
         model = build_model(cfg, 21)
     convs = model.backbone.last_stage_convs()
     assert all(isinstance(c, DeformConv) for c in convs) and [c.dilation[0] for c in convs] == [2, 4, 8]
+
+
+@pytest.mark.parametrize(
+    ("size", "dilation", "groups", "taps"),
+    [((4, 4), 6, 1, 1), ((16, 16), 18, 1, 1), ((16, 16), 12, 1, 9), ((5, 20), 6, 1, 3), ((8, 8), 8, 4, 1),
+     ((8, 8), 7, 4, 9), ((1, 1), 2, 1, 1)],
+)  # fmt: skip
+def test_atrous_conv_skips_padding_taps_with_the_same_output_and_gradients(size, dilation, groups, taps):
+    """Taps that can only read zero padding are not computed; output and both gradients equal the full conv's."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ablate.models.heads.base import AtrousConv2d
+
+    torch.manual_seed(0)
+    conv = AtrousConv2d(8, 12, 3, dilation, groups=groups)
+    x = torch.randn(2, 8, *size, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = conv(x)
+    ref = nn.functional.conv2d(x_ref, conv.weight, conv.bias, 1, dilation, dilation, groups)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() < 1e-5
+    grad = torch.randn_like(ref)
+    out.backward(grad)
+    weight_grad = conv.weight.grad.clone()
+    conv.weight.grad = None
+    ref.backward(grad)
+    assert (x.grad - x_ref.grad).abs().max() < 1e-5
+    assert (weight_grad - conv.weight.grad).abs().max() < 1e-4
+    full = 2 * 2 * 12 * (8 // groups) * 9 * size[0] * size[1]
+    assert counter.get_total_flops() == full * taps // 9  # the skipped taps cost nothing
+
+
+def test_atrous_conv_keeps_the_conv2d_state_dict():
+    from ablate.models.heads.base import AtrousConv2d
+
+    assert AtrousConv2d(4, 6, 3, 5).state_dict().keys() == nn.Conv2d(4, 6, 3).state_dict().keys()
+    with pytest.raises(ValueError, match="odd kernel"):
+        AtrousConv2d(4, 6, 2, 5)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate.models.heads.base import ContextHead
+from ablate.models.heads.base import AtrousConv2d, ContextHead
 from ablate.models.params import ContextParams
 
 
@@ -63,7 +63,7 @@ class ContextModule(nn.Module):
         layers: list[nn.Module] = []
         cin = classes
         for d, cout in zip(dilations, widths, strict=True):
-            conv = nn.Conv2d(cin, cout, 3, padding=d, dilation=d)
+            conv = AtrousConv2d(cin, cout, 3, d) if d > 1 else nn.Conv2d(cin, cout, 3, padding=1)
             identity_init_(conv, classes, noise)
             layers += [conv, nn.ReLU(inplace=True)]
             cin = cout
