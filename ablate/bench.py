@@ -57,6 +57,7 @@ class BenchConfig:
     study: Path | None = REPO / "studies" / "aspp_rates.yaml"  # section 3 (None: skip)
     study_sets: list[str] = field(default_factory=list)  # --set for the study runs
     bf16_study: bool = True  # section 4: run the study again in bf16
+    compiled: bool = True  # section 4: also time the step with ``torch.compile`` (train.compile=true)
     before: str | None = None  # section 3: a git ref whose code runs the study for the "before" figure
     repeats: int = 3
     command: str = ""
@@ -65,6 +66,7 @@ class BenchConfig:
     def quick_config(cls, **kw: Any) -> BenchConfig:
         base = dict(
             quick=True, batch=2, size=64, steps=1, warmup=1, gemm=512, loop_steps=10, repeats=1, bf16_study=False,
+            compiled=False,
             study_sets=["train.steps=2", "data.num_train=16", "data.num_val=4", "data.image_size=32"],
         )  # fmt: skip
         base.update(kw)
@@ -304,6 +306,14 @@ def bench_flops(cfg: BenchConfig, step: dict[str, Any]) -> dict[str, Any]:
     t32 = step["ablate_step_s"]
     torch.manual_seed(0)
     t16 = time_step(ablate_deeplabv3(cfg.classes), cfg, channels_last=True, bf16=True, optimizer=ablate_sgd)
+    compiled = None
+    if cfg.compiled:  # the opt-in train.compile: the first (warm-up) step compiles
+        torch.manual_seed(0)
+        model = ablate_deeplabv3(cfg.classes).to(memory_format=torch.channels_last)
+        model.compile()
+        started = time.perf_counter()
+        compiled = time_step(model, cfg, channels_last=True, optimizer=ablate_sgd)
+        compile_s = time.perf_counter() - started - compiled * cfg.steps
     sizes = [cfg.gemm] if cfg.quick else [cfg.gemm // 2, cfg.gemm, 2 * cfg.gemm]  # the peak: the best size
     peak32 = max(gemm_peak(n, torch.float32, cfg.repeats + 1) for n in sizes)
     peak16 = max(gemm_peak(n, torch.bfloat16, cfg.repeats + 1) for n in sizes)
@@ -320,7 +330,12 @@ def bench_flops(cfg: BenchConfig, step: dict[str, Any]) -> dict[str, Any]:
         "bf16_share_of_bf16_peak": round(flops / t16 / peak16, 3),
         "bf16_speedup": round(t32 / t16, 2),
         "target": "fp32 share >= 0.85; bf16 speed-up >= 2",
-    }
+    } | ({} if compiled is None else {
+        "step_s_fp32_compiled": round(compiled, 4),
+        "compile_s": round(compile_s, 1),
+        "achieved_gflops_fp32_compiled": round(flops / compiled / 1e9, 1),
+        "fp32_compiled_share_of_fp32_peak": round(flops / compiled / peak32, 3),
+    })  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------ loop
@@ -628,6 +643,11 @@ def to_markdown(report: dict[str, Any]) -> str:
                       fl["fp32_share_of_fp32_peak"]]),
             _fmt_row(["bf16 autocast", fl["gemm_peak_gflops_bf16"], fl["step_s_bf16"], fl["achieved_gflops_bf16"],
                       fl["bf16_share_of_bf16_peak"]]),
+        ] + ([
+            _fmt_row([f"fp32, torch.compile (compile {fl['compile_s']} s)", fl["gemm_peak_gflops_fp32"],
+                      fl["step_s_fp32_compiled"], fl["achieved_gflops_fp32_compiled"],
+                      fl["fp32_compiled_share_of_fp32_peak"]]),
+        ] if "step_s_fp32_compiled" in fl else []) + [
             "",
             f"{fl['gflop_per_step']} GFLOP per step; bf16 speed-up over fp32 **{fl['bf16_speedup']}x** "
             f"(target {fl['target']}).",

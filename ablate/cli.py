@@ -488,6 +488,9 @@ def bench(
     ] = None,
     no_study: Annotated[bool, typer.Option("--no-study", help="Skip the study sections (the longest).")] = False,
     no_bf16_study: Annotated[bool, typer.Option("--no-bf16-study", help="Do not run the study again in bf16.")] = False,
+    no_compile: Annotated[
+        bool, typer.Option("--no-compile", help="Do not time the torch.compile'd step (it compiles for ~1 min).")
+    ] = False,
     before: Annotated[
         str | None,
         typer.Option(help="Git ref whose code also runs the study, for a before/after wall time (git worktree)."),
@@ -517,6 +520,8 @@ def bench(
         kw["study_sets"] = list(set_)
     if no_bf16_study:
         kw["bf16_study"] = False
+    if no_compile:
+        kw["compiled"] = False
     if before:
         kw["before"] = before
     cfg = BenchConfig.quick_config(**kw) if quick else BenchConfig(**kw)
