@@ -126,6 +126,34 @@ def _write_table(loaded: LoadedStudy, results: Path, fmt: str = "terminal"):
     return runs, store, t
 
 
+class _Outputs:
+    """What the report and the W&B summary run were last made from (results/<study>/.outputs.json): a digest of
+    the table (table.csv, table.md) and of the study and recipe."""
+
+    def __init__(self, root: Path, loaded: LoadedStudy):
+        import hashlib
+
+        self.path = root / ".outputs.json"
+        h = hashlib.sha256()
+        for name in ("table.csv", "table.md"):
+            h.update((root / name).read_bytes() if (root / name).is_file() else b"-")
+        h.update(json.dumps([loaded.study.model_dump(mode="json"), loaded.recipe], sort_keys=True).encode())
+        self.digest = h.hexdigest()
+        try:
+            self.marks: dict[str, str] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.marks = {}
+
+    def same(self, what: str, key: str, output: Path | None = None) -> bool:
+        return self.marks.get(what) == key and (output is None or output.is_file())
+
+    def set(self, what: str, key: str) -> None:
+        from ablate.study.store import atomic_write
+
+        self.marks[what] = key
+        atomic_write(self.path, json.dumps(self.marks, indent=1))
+
+
 def _write_report(loaded: LoadedStudy, results: Path, runs, store, t):
     from ablate.study.report import write_report
 
@@ -237,21 +265,36 @@ def run(
             parallel = max(1, gpus // per_job) if gpus else 1
         if parallel > 1 or any(int(r.config["train"]["devices"]) > 1 for r in todo):
             summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed, parallel)
+        elif not todo:  # nothing to train: no need to import torch and Lightning
+            summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed)
         else:
             from ablate.train.job import run_job
 
             summary = run_study(loaded, results, run_job, console, retry_failed)
     runs, store, t = _write_table(loaded, results)
-    rep = _write_report(loaded, results, runs, store, t) if report else None
-    if ctx["mode"] != "disabled":
+    # The report and the W&B summary run are only made again when the table they show changed: a second
+    # `ablate run` of a finished study neither redraws the plots nor logs a duplicate summary run.
+    marks = _Outputs(store.root, loaded)
+    wandb_key = f"{ctx['mode']}|{ctx['project']}|{marks.digest}"
+    need_wandb = ctx["mode"] != "disabled" and not marks.same("wandb", wandb_key)
+    rep = None
+    if report and (need_wandb or not marks.same("report", marks.digest, store.root / "report.html")):
+        rep = _write_report(loaded, results, runs, store, t)
+        marks.set("report", marks.digest)
+    elif report:
+        console.print(f"report: {store.root / 'report.html'} (unchanged: its table is the same)", markup=False)
+    if need_wandb:
         images = rep.images if rep is not None else {}
         try:
             where = wandb_sink.log_study_summary(
                 ctx, t, images, {"study": loaded.study.model_dump(mode="json"), "recipe": loaded.recipe}
             )
             console.print(f"W&B summary run: {where}", markup=False)
+            marks.set("wandb", wandb_key)
         except Exception as exc:  # noqa: BLE001 - the table and report are written; W&B is a copy
             err_console.print(f"[yellow]warning:[/yellow] W&B summary run not logged: {type(exc).__name__}: {exc}")
+    elif ctx["mode"] != "disabled":
+        console.print("W&B summary run: unchanged (logged by an earlier run of this study)")
     if t.failures:
         console.print(f"[red]{len(t.failures)} run(s) failed[/red]: `ablate run --retry-failed` runs them again")
     if summary.busy:

@@ -36,12 +36,27 @@ def test_run_twice(tiny_study, tmp_path):
     csv = (tmp_path / "results" / "e2e" / "table.csv").read_text()
     assert csv.count("\n") == 3  # header + 2 configurations
 
+    study_dir = tmp_path / "results" / "e2e"
+    summaries = sorted((study_dir / "wandb").glob("offline-run-*"))
+    assert len(summaries) == 4 + 1  # one W&B run per run, one summary run
     mtimes = {r: (r / "metrics.json").stat().st_mtime_ns for r in runs}
+    report_mtime = (study_dir / "report.html").stat().st_mtime_ns
     second = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert second.returncode == 0
     assert "4 finished, 0 to run" in second.stdout, second.stdout
     assert "step" not in second.stdout
     assert mtimes == {r: (r / "metrics.json").stat().st_mtime_ns for r in runs}
+    # nothing new: the report is not redrawn and no duplicate W&B summary run is logged
+    assert "unchanged" in second.stdout and (study_dir / "report.html").stat().st_mtime_ns == report_mtime
+    assert sorted((study_dir / "wandb").glob("offline-run-*")) == summaries
+
+    record = json.loads((runs[0] / "metrics.json").read_text())  # a result changes: both are made again
+    record["metrics"]["miou"] = 0.123
+    (runs[0] / "metrics.json").write_text(json.dumps(record))
+    third = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert third.returncode == 0 and "unchanged" not in third.stdout, third.stdout
+    assert (study_dir / "report.html").stat().st_mtime_ns > report_mtime
+    assert len(list((study_dir / "wandb").glob("offline-run-*"))) == len(summaries) + 1
 
 
 def test_eval_only_axis_trains_once(tiny_study, tmp_path):
