@@ -313,7 +313,7 @@ def bench_flops(cfg: BenchConfig, step: dict[str, Any]) -> dict[str, Any]:
         model.compile()
         started = time.perf_counter()
         compiled = time_step(model, cfg, channels_last=True, optimizer=ablate_sgd)
-        compile_s = time.perf_counter() - started - compiled * cfg.steps
+        compile_s = time.perf_counter() - started - compiled * (cfg.warmup + cfg.steps)  # minus the steps themselves
     sizes = [cfg.gemm] if cfg.quick else [cfg.gemm // 2, cfg.gemm, 2 * cfg.gemm]  # the peak: the best size
     peak32 = max(gemm_peak(n, torch.float32, cfg.repeats + 1) for n in sizes)
     peak16 = max(gemm_peak(n, torch.bfloat16, cfg.repeats + 1) for n in sizes)

@@ -137,7 +137,8 @@ class _Outputs:
         h = hashlib.sha256()
         for name in ("table.csv", "table.md"):
             h.update((root / name).read_bytes() if (root / name).is_file() else b"-")
-        h.update(json.dumps([loaded.study.model_dump(mode="json"), loaded.recipe], sort_keys=True).encode())
+        setup = [loaded.study.model_dump(mode="json"), loaded.recipe]
+        h.update(json.dumps(setup, sort_keys=True, default=str).encode())
         self.digest = h.hexdigest()
         try:
             self.marks: dict[str, str] = json.loads(self.path.read_text())
