@@ -266,12 +266,8 @@ def run(
             parallel = max(1, gpus // per_job) if gpus else 1
         if parallel > 1 or any(int(r.config["train"]["devices"]) > 1 for r in todo):
             summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed, parallel)
-        elif not todo:  # nothing to train: no need to import torch and Lightning
+        else:  # in this process; the job is imported on first use (no torch when nothing is to run)
             summary = run_study(loaded, results, DEFAULT_JOB, console, retry_failed)
-        else:
-            from ablate.train.job import run_job
-
-            summary = run_study(loaded, results, run_job, console, retry_failed)
     runs, store, t = _write_table(loaded, results)
     # The report and the W&B summary run are only made again when the table they show changed: a second
     # `ablate run` of a finished study neither redraws the plots nor logs a duplicate summary run.

@@ -16,7 +16,7 @@ from ablate.train.metrics import confusion_metric, metrics_from_confusion
 def make_optimizer(params, t: TrainConfig) -> torch.optim.SGD:
     """SGD with momentum and weight decay, fused into one kernel per step on CPU and CUDA: the same update as
     ``torch.optim.SGD``'s default loop, without a kernel launch per parameter and operation. (The fused kernel
-    reads each gradient in its parameter's memory layout, which autograd's gradient layout contract guarantees.)"""
+    needs each gradient in its parameter's memory layout; autograd's gradient layout contract gives that.)"""
     params = list(params)
     fused = all(p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, fused=fused or None)
