@@ -425,7 +425,7 @@ def test_atrous_conv_skips_padding_taps_with_the_same_output_and_gradients(size,
     """Taps that can only read zero padding are not computed; output and both gradients equal the full conv's."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ablate.models.heads.base import AtrousConv2d
+    from ablate.models.heads.atrous import AtrousConv2d
 
     torch.manual_seed(0)
     conv = AtrousConv2d(8, 12, 3, dilation, groups=groups)
@@ -449,8 +449,78 @@ def test_atrous_conv_skips_padding_taps_with_the_same_output_and_gradients(size,
 
 
 def test_atrous_conv_keeps_the_conv2d_state_dict():
-    from ablate.models.heads.base import AtrousConv2d
+    from ablate.models.heads.atrous import AtrousConv2d
 
     assert AtrousConv2d(4, 6, 3, 5).state_dict().keys() == nn.Conv2d(4, 6, 3).state_dict().keys()
     with pytest.raises(ValueError, match="odd kernel"):
         AtrousConv2d(4, 6, 2, 5)
+
+
+@pytest.mark.parametrize(
+    ("size", "dilation", "channels_last", "bias"),
+    [((16, 16), 12, True, True), ((16, 16), 6, False, False), ((5, 20), 3, True, True), ((9, 9), 4, False, True)],
+)  # fmt: skip
+def test_atrous_tap_weight_gradient_equals_the_conv_gradient(size, dilation, channels_last, bias):
+    """Where most products read padding, the weight gradient is summed tap by tap over the real input only: the
+    gradients (input, weight, bias) are the conv's, and the weight gradient has the parameter's layout."""
+    from ablate.models.heads.atrous import TAP_GRAD_MAX_SHARE, AtrousConv2d, real_share
+
+    assert real_share(size, (3, 3), (dilation, dilation)) <= TAP_GRAD_MAX_SHARE
+    torch.manual_seed(0)
+    conv = AtrousConv2d(8, 12, 3, dilation, bias=bias)
+    x = torch.randn(2, 8, *size)
+    if channels_last:
+        conv.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    out = conv(x)
+    assert type(out.grad_fn).__name__ == "_TapGradConvBackward"
+    ref = nn.functional.conv2d(x, conv.weight, conv.bias, 1, dilation, dilation)
+    assert (out - ref).abs().max() < 1e-5
+    grad = torch.randn_like(ref)
+    wrt = [x, conv.weight] + ([conv.bias] if bias else [])
+    got, want = torch.autograd.grad(out, wrt, grad), torch.autograd.grad(ref, wrt, grad)
+    for g, w in zip(got, want, strict=True):
+        assert (g - w).abs().max() < 1e-4 * w.abs().max()
+    assert got[1].stride() == conv.weight.stride()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 autocast: the same as autocast's own conv backward
+        out, ref = conv(x), nn.functional.conv2d(x, conv.weight, conv.bias, 1, dilation, dilation)
+    got, want = torch.autograd.grad(out.float(), wrt, grad), torch.autograd.grad(ref.float(), wrt, grad)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype == torch.float32 and (g - w).abs().max() < 1e-2 * w.abs().max()
+
+
+def test_atrous_real_share_and_when_the_tap_gradient_is_used():
+    from ablate.models.heads.atrous import AtrousConv2d, real_share
+
+    assert real_share((16, 16), (3, 3), (12, 12)) == 0.25  # per axis: (16 + 4 + 4) / 48
+    assert real_share((16, 16), (3, 3), (6, 6)) == 0.75**2
+    assert real_share((16, 16), (1, 1), (18, 18)) == 1.0
+    conv = AtrousConv2d(4, 4, 3, 2)
+    x = torch.randn(1, 4, 32, 32, requires_grad=True)
+    assert type(conv(x).grad_fn).__name__ == "ConvolutionBackward0"  # share 0.88: the conv kernel's gradient
+    wide = AtrousConv2d(4, 4, 3, 12)
+    assert type(wide(x[:, :, :16, :16]).grad_fn).__name__ == "_TapGradConvBackward"
+    with torch.no_grad():
+        assert wide(x[:, :, :16, :16]).grad_fn is None
+    grouped = AtrousConv2d(4, 4, 3, 12, groups=4)  # depthwise (separable ASPP): the conv kernel's gradient
+    assert type(grouped(x[:, :, :16, :16]).grad_fn).__name__ == "ConvolutionBackward0"
+
+
+@pytest.mark.parametrize("head", [n for n in HEADS if n != "deformable"])  # torchvision's deform_conv2d is NCHW
+def test_heads_keep_channels_last_through_every_module(head):
+    """A branch that comes out NCHW (a broadcast image-pooling feature, an upsampled pyramid level) would turn the
+    concatenation and every branch's gradient NCHW."""
+    cfg = ModelConfig.model_validate({"backbone": "test_resnet", "output_stride": 8, "head": {"name": head}})
+    model = build_model(cfg, 5).to(memory_format=torch.channels_last).train()
+    nchw: list[str] = []
+
+    def check(name, out):
+        if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[1] > 1 and out.shape[2] * out.shape[3] > 1:
+            if not out.is_contiguous(memory_format=torch.channels_last):
+                nchw.append(name)
+
+    for name, module in model.head.named_modules():
+        module.register_forward_hook(lambda m, i, o, name=name: check(name, o))
+    model(torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last))
+    assert nchw == []

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.models.heads.base import ContextHead, conv_bn_relu
+from ablate.models.heads.base import ContextHead, conv_bn_relu, in_format_of
 from ablate.models.params import ASPPParams
 
 
@@ -25,7 +25,7 @@ class ImagePooling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.conv(F.adaptive_avg_pool2d(x, 1))
-        return pooled.expand(-1, -1, x.shape[-2], x.shape[-1])
+        return in_format_of(pooled.expand(-1, -1, x.shape[-2], x.shape[-1]), x)
 
 
 def separable_conv_bn_relu(cin: int, cout: int, dilation: int) -> nn.Sequential:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate.models.heads.base import AtrousConv2d, ContextHead
+from ablate.models.heads.atrous import AtrousConv2d
+from ablate.models.heads.base import ContextHead
 from ablate.models.params import ContextParams
 
 

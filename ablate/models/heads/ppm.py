@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.models.heads.base import ContextHead, conv_bn_relu
+from ablate.models.heads.base import ContextHead, conv_bn_relu, in_format_of
 from ablate.models.params import PPMParams
 
 
@@ -25,7 +25,7 @@ class PyramidLevel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.reduce(self.pool(x))
-        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return in_format_of(F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False), x)
 
 
 class PPM(ContextHead):
