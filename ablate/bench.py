@@ -7,7 +7,8 @@ Sections (issue 7), each a dict in ``bench.json`` and a table in ``bench.md``:
    (``tu-resnet50``), all set to OS16 and rates 6/12/18, same batch and image size, each in both memory formats;
    images/s and ablate's time ratio to the fastest peer.
 2. ``loop``: ablate's whole training (Lightning Trainer, callbacks, checkpoints, logging) vs a bare PyTorch loop
-   over the same model, data, optimiser and schedule.
+   over the same model, data, optimiser and schedule, timed in back-to-back pairs (which one runs first alternates);
+   the ratio is the median of the pairs' ratios, so a change of the machine's speed between pairs cancels out.
 3. ``study``: a study's wall time (``ablate run`` in a fresh process, as a user runs it) vs the sum of its runs'
    own training and evaluation time; the fixed cost per run and its parts (process start and imports, model build,
    data set-up); optionally the same study run by an earlier commit (``--before REF``).
@@ -16,8 +17,8 @@ Sections (issue 7), each a dict in ``bench.json`` and a table in ``bench.md``:
 5. ``crf``: the dense CRF pool's speed-up over one worker (when ``ablate.train.crf`` is there); ``metrics``: the
    confusion-matrix update vs torchmetrics' ``MulticlassJaccardIndex`` on the same tensors.
 
-Timings are the best of ``repeats`` (minimum: the least disturbed by other load); the machine's load average is
-recorded before and after.
+Other timings are the best of ``repeats`` (minimum: the least disturbed by other load); the machine's load average
+is recorded before and after.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class BenchConfig:
     warmup: int = 1
     gemm: int = 2048  # GEMM side for the peak
     loop_steps: int = 600  # section 2 (the embedded recipe's length)
+    loop_pairs: int = 5  # section 2: (bare, ablate) pairs timed
     study: Path | None = REPO / "studies" / "aspp_rates.yaml"  # section 3 (None: skip)
     study_sets: list[str] = field(default_factory=list)  # --set for the study runs
     bf16_study: bool = True  # section 4: run the study again in bf16
@@ -65,8 +67,8 @@ class BenchConfig:
     @classmethod
     def quick_config(cls, **kw: Any) -> BenchConfig:
         base = dict(
-            quick=True, batch=2, size=64, steps=1, warmup=1, gemm=512, loop_steps=10, repeats=1, bf16_study=False,
-            compiled=False,
+            quick=True, batch=2, size=64, steps=1, warmup=1, gemm=512, loop_steps=10, loop_pairs=1, repeats=1,
+            bf16_study=False, compiled=False,
             study_sets=["train.steps=2", "data.num_train=16", "data.num_val=4", "data.image_size=32"],
         )  # fmt: skip
         base.update(kw)
@@ -379,16 +381,18 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     warm = recipe.model_copy(update={"train": t.model_copy(update={"steps": 3})})
     train(warm, data, Path(tempfile.mkdtemp(dir=tmp)))  # first-call costs (kernels, Lightning imports) off the clock
     times: dict[str, list[float]] = {"bare": [], "ablate": []}
-    for _ in range(cfg.repeats):  # alternate, so a change of load hits both alike
-        times["bare"].append(_best(bare, 1))
-        times["ablate"].append(_best(whole, 1))
-    b, a = min(times["bare"]), min(times["ablate"])
+    for i in range(cfg.loop_pairs):  # back to back, alternating which goes first
+        for name in ("bare", "ablate") if i % 2 == 0 else ("ablate", "bare"):
+            times[name].append(_best(bare if name == "bare" else whole, 1))
+    pairs = [a / b for a, b in zip(times["ablate"], times["bare"], strict=True)]
     return {
         "recipe": "recipes/synthetic.yaml",
         "steps": t.steps,
-        "bare_s": round(b, 3),
-        "ablate_s": round(a, 3),
-        "ratio": round(a / b, 3),
+        "bare_s": round(statistics.median(times["bare"]), 3),
+        "ablate_s": round(statistics.median(times["ablate"]), 3),
+        "ratio": round(statistics.median(pairs), 3),
+        "pair_ratios": [round(r, 3) for r in pairs],
+        "ratio_of_best": round(min(times["ablate"]) / min(times["bare"]), 3),
         "all_s": {k: [round(v, 3) for v in vs] for k, vs in times.items()},
         "target": "<= 1.05",
     }
@@ -611,8 +615,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += [
             f"## 2. Whole training loop vs a bare PyTorch loop ({lp['recipe']}, {lp['steps']} steps)",
             "",
-            f"bare {lp['bare_s']} s, ablate (Lightning, callbacks, checkpoints) {lp['ablate_s']} s: "
-            f"**{lp['ratio']}x** (target {lp['target']}); all timings {lp['all_s']}",
+            f"Median of {len(lp['pair_ratios'])} back-to-back pairs: bare {lp['bare_s']} s, ablate (Lightning, "
+            f"callbacks, checkpoints) {lp['ablate_s']} s; median pair ratio **{lp['ratio']}x** (target "
+            f"{lp['target']}). Pair ratios {lp['pair_ratios']}; best ablate / best bare {lp['ratio_of_best']}x; "
+            f"all timings {lp['all_s']}",
             "",
         ]
     st = report.get("study")

@@ -129,8 +129,25 @@ def test_bench_quick_writes_report(tmp_path):
     assert {"cpu", "torch_threads", "load_avg_start"} <= set(data["machine"])
     assert data["command"] == "pytest" and data["quick"] is True
     assert {"ablate_update_ms", "torchmetrics_jaccard_update_ms", "ratio"} <= set(data["metrics"])
-    assert {"bare_s", "ablate_s", "ratio", "steps"} <= set(data["loop"])
+    assert {"bare_s", "ablate_s", "ratio", "steps", "pair_ratios", "ratio_of_best"} <= set(data["loop"])
+    assert len(data["loop"]["pair_ratios"]) == cfg.loop_pairs and data["loop"]["ratio"] > 0
     assert "available" in data["crf"]
     md = (tmp_path / "bench" / "bench.md").read_text()
     assert "# ablate bench" in md and "Whole training loop" in md and "Metric update" in md
     assert report["loop"]["steps"] == 3
+
+
+def test_lightning_hook_bookkeeping_is_a_plain_attribute_and_the_profiler_a_no_op():
+    """The per-hook fast paths keep nn.Module's registration for everything else."""
+    from ablate.train.job import NoProfiler
+
+    module = SegmentationModule(Recipe.model_validate(_config(steps=1)), num_classes=3)
+    module._current_fx_name = "training_step"
+    assert module.__dict__["_current_fx_name"] == "training_step"
+    module.extra = torch.nn.Linear(2, 2)  # a submodule still registers
+    module.scale = torch.nn.Parameter(torch.ones(1))
+    assert "extra" in dict(module.named_children()) and "scale" in dict(module.named_parameters())
+    profiler = NoProfiler()
+    with profiler.profile("run_training_batch"), profiler.profile("nested"):
+        pass
+    assert profiler.profile("a") is profiler.profile("b")

@@ -49,6 +49,15 @@ class SegmentationModule(L.LightningModule):
                 for p in m.parameters():
                     p.requires_grad_(False)
 
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets ``_current_fx_name`` before and after every hook it calls (~50 times a training step);
+        # nn.Module's __setattr__ checks for parameters, modules and buffers each time (~1/5 of Lightning's cost
+        # per step): this plain attribute skips those checks.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def _backbone_bn(self) -> list[torch.nn.Module]:
         return [m for m in self.model.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
