@@ -378,6 +378,20 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
         run_dir = Path(tempfile.mkdtemp(dir=tmp))
         train(recipe, data, run_dir)
 
+    def bare_steps():  # the bare loop's body, one step per call (for the interleaved probe)
+        torch.manual_seed(recipe.seed)
+        model = build_model(recipe.model, len(data.classes)).to(memory_format=torch.channels_last).train()
+        opt = make_optimizer(model.parameters(), t)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, poly_lambda(t.steps, t.poly_power))
+        for images, labels in train_loader(data, t.batch_size, recipe.seed, t.steps):
+            loss = F.cross_entropy(model(images.contiguous(memory_format=torch.channels_last)), labels,
+                                   ignore_index=data.ignore_index)  # fmt: skip
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            yield
+
     warm = recipe.model_copy(update={"train": t.model_copy(update={"steps": 3})})
     train(warm, data, Path(tempfile.mkdtemp(dir=tmp)))  # first-call costs (kernels, Lightning imports) off the clock
     times: dict[str, list[float]] = {"bare": [], "ablate": []}
@@ -385,6 +399,8 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
         for name in ("bare", "ablate") if i % 2 == 0 else ("ablate", "bare"):
             times[name].append(_best(bare if name == "bare" else whole, 1))
     pairs = [a / b for a, b in zip(times["ablate"], times["bare"], strict=True)]
+    probe = _interleaved_probe(lambda cb: train(recipe, data, Path(tempfile.mkdtemp(dir=tmp)), callbacks=[cb]),
+                               bare_steps(), t.checkpoint_every)  # fmt: skip
     return {
         "recipe": "recipes/synthetic.yaml",
         "steps": t.steps,
@@ -394,7 +410,43 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
         "pair_ratios": [round(r, 3) for r in pairs],
         "ratio_of_best": round(min(times["ablate"]) / min(times["bare"]), 3),
         "all_s": {k: [round(v, 3) for v in vs] for k, vs in times.items()},
+        "interleaved": probe,
         "target": "<= 1.05",
+    }
+
+
+def _interleaved_probe(run: Callable[[Any], Any], bare: Any, checkpoint_every: int) -> dict[str, Any]:
+    """One ablate training with one bare-loop step run right after each of its steps (own model, optimiser and
+    batches): both are timed in the same moments of the machine, so its speed changes cancel. A Lightning step is
+    the time from one ``on_train_batch_start`` to the next (its hooks, closure, data fetch, checkpoint) less the
+    bare step inside it."""
+    import lightning as L
+
+    starts: list[float] = []
+    bare_s: list[float] = []
+
+    class Probe(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            starts.append(time.perf_counter())
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            started = time.perf_counter()
+            next(bare, None)
+            bare_s.append(time.perf_counter() - started)
+
+    run(Probe())
+    ours = [b - a - inner for a, b, inner in zip(starts, starts[1:], bare_s, strict=False)]  # steps 1 .. n-1
+    if not ours:
+        return {}
+    every = [ours[i] for i in range(checkpoint_every - 1, len(ours), checkpoint_every)]  # after a checkpoint save
+    lightning, plain = statistics.median(ours), statistics.median(bare_s)
+    return {
+        "lightning_step_ms": round(lightning * 1e3, 3),
+        "bare_step_ms": round(plain * 1e3, 3),
+        "overhead_ms_per_step": round((lightning - plain) * 1e3, 3),
+        "overhead_share": round(lightning / plain - 1, 4),
+        "checkpoint_ms": round((statistics.mean(every) - lightning) * 1e3, 1) if every else None,
+        "checkpoints": len(every),
     }
 
 
@@ -581,6 +633,19 @@ def _fmt_row(cells: list[Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def _probe_lines(probe: dict[str, Any] | None) -> list[str]:
+    if not probe:
+        return []
+    return [
+        "",
+        "Where the difference goes (one ablate run with one bare step right after each of its steps, medians): "
+        f"ablate step {probe['lightning_step_ms']} ms (the model step plus Lightning's hooks, closure and data "
+        f"fetcher) vs bare step {probe['bare_step_ms']} ms: **+{probe['overhead_ms_per_step']} ms per step** "
+        f"({100 * probe['overhead_share']:.1f}%); each of the {probe['checkpoints']} checkpoint saves "
+        f"+{probe['checkpoint_ms']} ms.",
+    ]
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -619,6 +684,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"callbacks, checkpoints) {lp['ablate_s']} s; median pair ratio **{lp['ratio']}x** (target "
             f"{lp['target']}). Pair ratios {lp['pair_ratios']}; best ablate / best bare {lp['ratio_of_best']}x; "
             f"all timings {lp['all_s']}",
+            *_probe_lines(lp.get("interleaved")),
             "",
         ]
     st = report.get("study")

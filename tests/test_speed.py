@@ -131,6 +131,8 @@ def test_bench_quick_writes_report(tmp_path):
     assert {"ablate_update_ms", "torchmetrics_jaccard_update_ms", "ratio"} <= set(data["metrics"])
     assert {"bare_s", "ablate_s", "ratio", "steps", "pair_ratios", "ratio_of_best"} <= set(data["loop"])
     assert len(data["loop"]["pair_ratios"]) == cfg.loop_pairs and data["loop"]["ratio"] > 0
+    probe = data["loop"]["interleaved"]  # 3 steps: 2 timed intervals, no checkpoint inside
+    assert probe["lightning_step_ms"] > 0 and probe["bare_step_ms"] > 0 and probe["checkpoints"] == 0
     assert "available" in data["crf"]
     md = (tmp_path / "bench" / "bench.md").read_text()
     assert "# ablate bench" in md and "Whole training loop" in md and "Metric update" in md

@@ -145,9 +145,13 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None, logger: Any = None) -> dict | None:
+def train(
+    recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None, logger: Any = None,
+    callbacks: list[L.Callback] | None = None,
+) -> dict | None:  # fmt: skip
     """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically), the loss curve to
-    ``train_dir/curve.csv``. ``logger``: a Lightning logger (W&B) or None. Returns None on DDP ranks other than 0.
+    ``train_dir/curve.csv``. ``logger``: a Lightning logger (W&B) or None; ``callbacks``: more Lightning callbacks
+    (the bench's probe). Returns None on DDP ranks other than 0.
 
     Resumes from ``train_dir/last.ckpt`` when an earlier attempt left one; the result is the same as training
     without interruption (batches are a function of seed and step, RNG state is checkpointed)."""
@@ -180,6 +184,7 @@ def train(recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None,
         callbacks=[
             callback := ProgressCallback(progress, t.steps, t.log_every, _read_curve(train_dir / CURVE_FILE, start)),
             AtomicCheckpoint(checkpoint, t.checkpoint_every, callback, train_dir / CURVE_FILE),
+            *(callbacks or []),
         ],
     )
     started = time.monotonic()
