@@ -357,7 +357,7 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     data = build_datasets(recipe.data)
     t = recipe.train
 
-    def bare() -> None:
+    def bare_steps():  # the bare loop, one step per next() (the interleaved probe runs it step by step)
         torch.manual_seed(recipe.seed)
         model = build_model(recipe.model, len(data.classes))
         if t.channels_last:
@@ -373,24 +373,15 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
             loss.backward()
             opt.step()
             sched.step()
+            yield
+
+    def bare() -> None:
+        for _ in bare_steps():
+            pass
 
     def whole() -> None:
         run_dir = Path(tempfile.mkdtemp(dir=tmp))
         train(recipe, data, run_dir)
-
-    def bare_steps():  # the bare loop's body, one step per call (for the interleaved probe)
-        torch.manual_seed(recipe.seed)
-        model = build_model(recipe.model, len(data.classes)).to(memory_format=torch.channels_last).train()
-        opt = make_optimizer(model.parameters(), t)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, poly_lambda(t.steps, t.poly_power))
-        for images, labels in train_loader(data, t.batch_size, recipe.seed, t.steps):
-            loss = F.cross_entropy(model(images.contiguous(memory_format=torch.channels_last)), labels,
-                                   ignore_index=data.ignore_index)  # fmt: skip
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            yield
 
     warm = recipe.model_copy(update={"train": t.model_copy(update={"steps": 3})})
     train(warm, data, Path(tempfile.mkdtemp(dir=tmp)))  # first-call costs (kernels, Lightning imports) off the clock
