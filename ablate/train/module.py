@@ -83,7 +83,7 @@ class SegmentationModule(L.LightningModule):
         else:
             loss = F.cross_entropy(out, labels, ignore_index=self.ignore_index)
         self._track_finite(loss.detach())
-        if self._trainer is not None and self._trainer.loggers:  # Lightning's logging costs ~0.5 ms/step: W&B only
+        if self._trainer is not None and self._trainer.loggers:  # Lightning's self.log costs ~0.3 ms/step: W&B only
             self.log("train/loss", loss)  # not on the progress bar: that would copy it to the host every step
         return loss
 
