@@ -129,14 +129,58 @@ def test_bench_quick_writes_report(tmp_path):
     assert {"cpu", "torch_threads", "load_avg_start"} <= set(data["machine"])
     assert data["command"] == "pytest" and data["quick"] is True
     assert {"ablate_update_ms", "torchmetrics_jaccard_update_ms", "ratio"} <= set(data["metrics"])
-    assert {"bare_s", "ablate_s", "ratio", "steps", "pair_ratios", "ratio_of_best"} <= set(data["loop"])
+    assert {"bare_s", "ablate_s", "ratio", "steps", "pair_ratios", "ratio_of_best", "blocks"} <= set(data["loop"])
     assert len(data["loop"]["pair_ratios"]) == cfg.loop_pairs and data["loop"]["ratio"] > 0
+    assert len(data["loop"]["blocks"]) == cfg.loop_interleaved and data["loop"]["block_steps"] == 3
     probe = data["loop"]["interleaved"]  # 3 steps: 2 timed intervals, no checkpoint inside
     assert probe["lightning_step_ms"] > 0 and probe["bare_step_ms"] > 0 and probe["checkpoints"] == 0
     assert "available" in data["crf"]
     md = (tmp_path / "bench" / "bench.md").read_text()
     assert "# ablate bench" in md and "Whole training loop" in md and "Metric update" in md
     assert report["loop"]["steps"] == 3
+
+
+def test_block_interleaved_charges_each_loop_its_own_time():
+    """A fake clock: the 'training' costs 5 to set up, 3 a step and 1 to finish; the bare loop 7 to build its model and
+    2 a step. 10 steps in blocks of 4: each side's whole time comes out exact, whatever runs inside the other."""
+    from types import SimpleNamespace
+
+    from ablate.bench import _block_interleaved
+
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def bare():
+        now[0] += 7
+        for _ in range(10):
+            now[0] += 2
+            yield
+
+    def run(callback) -> None:
+        now[0] += 5
+        for step in range(1, 11):
+            now[0] += 3
+            callback.on_train_batch_end(SimpleNamespace(global_step=step), None, None, None, step - 1)
+        now[0] += 1
+
+    out = _block_interleaved(run, bare(), 4, clock=clock)
+    assert out["ablate_s"] == 5 + 3 * 10 + 1 and out["bare_s"] == 7 + 2 * 10
+    assert out["ratio"] == round(36 / 27, 4)
+
+
+def test_gc_is_frozen_once_per_process():
+    import gc
+
+    from ablate.train.job import freeze_gc_once
+
+    freeze_gc_once()
+    frozen = gc.get_freeze_count()
+    assert frozen > 1000  # torch, Lightning and the rest, out of the full collections' walk
+    keep = [[i] for i in range(100)]
+    freeze_gc_once()
+    assert gc.get_freeze_count() == frozen and keep
 
 
 def test_lightning_hook_bookkeeping_is_a_plain_attribute_and_the_profiler_a_no_op():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -145,6 +146,21 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+_gc_frozen = False
+
+
+def freeze_gc_once() -> None:
+    """The first training in a process moves what is alive by then (torch, timm, Lightning: ~0.5 M objects) out of
+    the cyclic garbage collector's view (``gc.freeze``, after one collection, so no garbage is kept). Without it a
+    full collection walks all of them, ~200 ms, every few trainings of a study's process; after it, only what later
+    runs create."""
+    global _gc_frozen
+    if not _gc_frozen:
+        gc.collect()
+        gc.freeze()
+        _gc_frozen = True
+
+
 def train(
     recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None, logger: Any = None,
     callbacks: list[L.Callback] | None = None,
@@ -155,6 +171,7 @@ def train(
 
     Resumes from ``train_dir/last.ckpt`` when an earlier attempt left one; the result is the same as training
     without interruption (batches are a function of seed and step, RNG state is checkpointed)."""
+    freeze_gc_once()
     L.seed_everything(recipe.seed, workers=True, verbose=False)
     checkpoint = train_dir / CHECKPOINT_FILE
     start, resume_from = 0, None
