@@ -170,6 +170,18 @@ def test_block_interleaved_charges_each_loop_its_own_time():
     assert out["ratio"] == round(36 / 27, 4)
 
 
+def test_nominal_flops_count_every_tap_and_executed_flops_only_the_real_ones():
+    from ablate.bench import nominal_step_flops, step_flops
+    from ablate.models.heads.atrous import AtrousConv2d
+
+    x, y = torch.randn(2, 4, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)
+    conv = AtrousConv2d(4, 2, 3, dilation=8, bias=False)  # on 4 x 4 only the centre tap reads the map
+    assert torch.allclose(conv(x), torch.nn.Conv2d.forward(conv, x), atol=1e-6)  # the same function
+    per_tap = 2 * 4 * 2 * 4 * 4 * 2  # multiply-adds x 2, channels in x out, positions, batch
+    assert step_flops(conv, x, y) == 2 * per_tap  # forward + weight gradient, one tap each
+    assert nominal_step_flops(conv, x, y) == 2 * 9 * per_tap  # as a plain 3x3 conv
+
+
 def test_gc_is_frozen_once_per_process():
     import gc
 
