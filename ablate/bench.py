@@ -441,9 +441,8 @@ def _block_interleaved(
 ) -> dict[str, Any]:
     """One whole ablate training that, after each ``block`` of its steps, runs the next ``block`` steps of the bare
     loop (its model build at the first). Both whole loops, fixed costs included, are timed in the same stretches of
-    the machine's time, so its speed changes (±10-15% over seconds on a shared 2-core VM) cancel; a block is long
-    enough that the switch's cold caches do not count. ablate's time is the training's wall time less the bare blocks
-    run inside it."""
+    the machine's time, so its speed changes (±10-15% over seconds on a shared 2-core VM) cancel; each side finds the
+    caches cold once per block, alike. ablate's time is the training's wall time less the bare blocks run inside it."""
     import lightning as L
 
     inside: list[float] = []
