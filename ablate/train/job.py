@@ -167,7 +167,7 @@ def train(
 ) -> dict | None:  # fmt: skip
     """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically), the loss curve to
     ``train_dir/curve.csv``. ``logger``: a Lightning logger (W&B) or None; ``callbacks``: more Lightning callbacks
-    (the bench's probe). Returns None on DDP ranks other than 0.
+    (the bench's timing callbacks). Returns None on DDP ranks other than 0.
 
     Resumes from ``train_dir/last.ckpt`` when an earlier attempt left one; the result is the same as training
     without interruption (batches are a function of seed and step, RNG state is checkpointed)."""
