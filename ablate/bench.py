@@ -6,12 +6,12 @@ Sections (issue 7), each a dict in ``bench.json`` and a table in ``bench.md``:
    ASPP 6/12/18 with image pooling), torchvision's DeepLabv3-ResNet50 and segmentation_models_pytorch's DeepLabV3
    (``tu-resnet50``), all set to OS16 and rates 6/12/18, same batch and image size, each in both memory formats;
    images/s and ablate's time ratio to the fastest peer.
-2. ``loop``: ablate's whole training (Lightning Trainer, callbacks, checkpoints, logging) vs a bare PyTorch loop
+2. ``loop``: ablate's whole training (its loop on Lightning Fabric, checkpoints, curve, logging) vs a bare PyTorch loop
    over the same model, data, optimiser and schedule. The check's ratio: block-interleaved runs (one ablate training
    that runs the bare loop's next ``loop_blocks`` steps after each ``loop_blocks`` of its own, so both whole loops,
    fixed costs included, are timed through the same changes of the machine's speed), the median of
    ``loop_interleaved`` of them. Also reported: separate back-to-back runs (order alternating), and a per-step probe
-   (one bare step after each Lightning step) that says where the difference goes.
+   (one bare step after each ablate step) that says where the difference goes.
 3. ``study``: a study's wall time (``ablate run`` in a fresh process, as a user runs it) vs the sum of its runs'
    own training and evaluation time; the fixed cost per run and its parts (process start and imports, model build,
    data set-up); optionally the same study run by an earlier commit (``--before REF``).
@@ -364,7 +364,7 @@ def bench_flops(cfg: BenchConfig, step: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------------ loop
 def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
-    """ablate's ``train`` (Lightning) vs a bare loop: same recipe, model, data, optimiser, schedule, batches."""
+    """ablate's ``train`` vs a bare loop: same recipe, model, data, optimiser, schedule, batches."""
     from ablate.config import load_recipe
     from ablate.data.datamodule import build_datasets, train_loader
     from ablate.models.segmenter import build_model
@@ -406,19 +406,19 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
         train(recipe, data, run_dir)
 
     warm = recipe.model_copy(update={"train": t.model_copy(update={"steps": 3})})
-    train(warm, data, Path(tempfile.mkdtemp(dir=tmp)))  # first-call costs (kernels, Lightning imports) off the clock
+    train(warm, data, Path(tempfile.mkdtemp(dir=tmp)))  # first-call costs (kernels, imports) off the clock
     times: dict[str, list[float]] = {"bare": [], "ablate": []}
     for i in range(cfg.loop_pairs):  # back to back, alternating which goes first
         for name in ("bare", "ablate") if i % 2 == 0 else ("ablate", "bare"):
             times[name].append(_best(bare if name == "bare" else whole, 1))
     pairs = [a / b for a, b in zip(times["ablate"], times["bare"], strict=True)]
 
-    def with_callback(cb: Any) -> None:
-        train(recipe, data, Path(tempfile.mkdtemp(dir=tmp)), callbacks=[cb])
+    def with_hook(hook: Callable[[int], None]) -> None:
+        train(recipe, data, Path(tempfile.mkdtemp(dir=tmp)), hooks=[hook])
 
     block = min(cfg.loop_blocks, t.steps)
-    blocks = [_block_interleaved(with_callback, bare_steps(), block) for _ in range(cfg.loop_interleaved)]
-    probe = _interleaved_probe(with_callback, bare_steps(), t.checkpoint_every)
+    blocks = [_block_interleaved(with_hook, bare_steps(), block) for _ in range(cfg.loop_interleaved)]
+    probe = _interleaved_probe(with_hook, bare_steps(), t.checkpoint_every)
     return {
         "recipe": "recipes/synthetic.yaml",
         "steps": t.steps,
@@ -437,14 +437,12 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
 
 
 def _block_interleaved(
-    run: Callable[[Any], Any], bare: Any, block: int, clock: Callable[[], float] = time.perf_counter
+    run: Callable[[Callable[[int], None]], Any], bare: Any, block: int, clock: Callable[[], float] = time.perf_counter
 ) -> dict[str, Any]:
     """One whole ablate training that, after each ``block`` of its steps, runs the next ``block`` steps of the bare
     loop (its model build at the first). Both whole loops, fixed costs included, are timed in the same stretches of
     the machine's time, so its speed changes (±10-15% over seconds on a shared 2-core VM) cancel; each side finds the
     caches cold once per block, alike. ablate's time is the training's wall time less the bare blocks run inside it."""
-    import lightning as L
-
     inside: list[float] = []
 
     def run_block() -> None:
@@ -454,13 +452,12 @@ def _block_interleaved(
                 break
         inside.append(clock() - started)
 
-    class Blocks(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if trainer.global_step % block == 0:
-                run_block()
+    def after_step(step: int) -> None:
+        if step % block == 0:
+            run_block()
 
     started = clock()
-    run(Blocks())
+    run(after_step)
     total = clock() - started
     run_block()  # what the bare loop has left (steps not a multiple of the block), and its end
     bare_s = sum(inside)
@@ -468,38 +465,36 @@ def _block_interleaved(
     return {"ablate_s": round(ablate_s, 3), "bare_s": round(bare_s, 3), "ratio": round(ablate_s / bare_s, 4)}
 
 
-def _interleaved_probe(run: Callable[[Any], Any], bare: Any, checkpoint_every: int) -> dict[str, Any]:
+def _interleaved_probe(run: Callable[[Callable[[int], None]], Any], bare: Any, checkpoint_every: int
+                       ) -> dict[str, Any]:  # fmt: skip
     """One ablate training with one bare-loop step run right after each of its steps (own model, optimiser and
-    batches): both are timed in the same moments of the machine, so its speed changes cancel. A Lightning step is
-    the time from one ``on_train_batch_start`` to the next (its hooks, closure, data fetch, checkpoint) less the
-    bare step inside it."""
-    import lightning as L
-
-    starts: list[float] = []
+    batches): both are timed in the same moments of the machine, so its speed changes cancel. ablate's step ``s``
+    is the time from the hook after step ``s - 1`` to the hook after step ``s`` (the loop's own work, a checkpoint
+    when one is due) less the bare step run inside it."""
+    marks: list[float] = []
     bare_s: list[float] = []
 
-    class Probe(L.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            starts.append(time.perf_counter())
+    def after_step(step: int) -> None:
+        marks.append(time.perf_counter())
+        started = time.perf_counter()
+        next(bare, None)
+        bare_s.append(time.perf_counter() - started)
 
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            started = time.perf_counter()
-            next(bare, None)
-            bare_s.append(time.perf_counter() - started)
-
-    run(Probe())
-    ours = [b - a - inner for a, b, inner in zip(starts, starts[1:], bare_s, strict=False)]  # steps 1 .. n-1
+    run(after_step)
+    steps = len(marks)
+    ours = {s: marks[s - 1] - marks[s - 2] - bare_s[s - 2] for s in range(2, steps + 1)}  # step s (1-based)
     if not ours:
         return {}
-    every = [ours[i] for i in range(checkpoint_every - 1, len(ours), checkpoint_every)]  # after a checkpoint save
-    lightning, plain = statistics.median(ours), statistics.median(bare_s)
+    saves = [s for s in ours if s % checkpoint_every == 0 and s < steps]
+    step = statistics.median(ours[s] for s in ours if s not in saves)
+    plain = statistics.median(bare_s)
     return {
-        "lightning_step_ms": round(lightning * 1e3, 3),
+        "ablate_step_ms": round(step * 1e3, 3),
         "bare_step_ms": round(plain * 1e3, 3),
-        "overhead_ms_per_step": round((lightning - plain) * 1e3, 3),
-        "overhead_share": round(lightning / plain - 1, 4),
-        "checkpoint_ms": round((statistics.mean(every) - lightning) * 1e3, 1) if every else None,
-        "checkpoints": len(every),
+        "overhead_ms_per_step": round((step - plain) * 1e3, 3),
+        "overhead_share": round(step / plain - 1, 4),
+        "checkpoint_ms": round((statistics.mean(ours[s] for s in saves) - step) * 1e3, 1) if saves else None,
+        "checkpoints": len(saves),
     }
 
 
@@ -692,8 +687,9 @@ def _probe_lines(probe: dict[str, Any] | None) -> list[str]:
     return [
         "",
         "Where the difference goes (one ablate run with one bare step right after each of its steps, medians): "
-        f"ablate step {probe['lightning_step_ms']} ms (the model step plus Lightning's hooks, closure and data "
-        f"fetcher) vs bare step {probe['bare_step_ms']} ms: **+{probe['overhead_ms_per_step']} ms per step** "
+        f"ablate step {probe['ablate_step_ms']} ms (the model step plus the loop's own work: Fabric's wrappers, the "
+        f"loss buffer, the curve) vs bare step {probe['bare_step_ms']} ms: "
+        f"**+{probe['overhead_ms_per_step']} ms per step** "
         f"({100 * probe['overhead_share']:.1f}%); each of the {probe['checkpoints']} checkpoint saves "
         f"+{probe['checkpoint_ms']} ms.",
     ]

@@ -256,9 +256,9 @@ class ScaleRule(_Strict):
 class ExecutorConfig(_Strict):
     """Where a study's jobs run: ``local`` (this machine) or ``slurm`` (one job per training, via submitit).
 
-    On SLURM each job is a Lightning DDP job with one task per GPU (``gpus_per_node`` tasks per node, at least 1);
-    the recipe's ``train.devices`` must equal the tasks per node and ``train.num_nodes`` the nodes. On preemption
-    or time-out the job is requeued and resumes from its checkpoint."""
+    On SLURM each job is a DDP job (Lightning Fabric) with one task per GPU (``gpus_per_node`` tasks per node, at
+    least 1); the recipe's ``train.devices`` must equal the tasks per node and ``train.num_nodes`` the nodes. On
+    preemption or time-out the job is requeued and resumes from its checkpoint."""
 
     kind: Literal["local", "slurm"] = "local"
     max_parallel: PositiveInt | None = None  # local: jobs at once (default: one per free GPU set, 1 on CPU)

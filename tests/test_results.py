@@ -284,6 +284,7 @@ def test_wandb_offline_runs_read_back(finished):
     for r in done:
         assert r["config"]["ablate"]["study"] == "fails" and r["config"]["train"]["lr"] == 0.01
         assert 0 <= r["summary"]["miou"] <= 1 and r["summary"]["cost/macs"] > 0
+        assert r["summary"]["train/loss"] > 0  # the training loss, logged by the training loop
         assert r["summary"]["per_class_iou"]["_type"] == "table-file" and r["exit_code"] == 0
     assert all("loss is nan" in r["summary"]["error"] and r["exit_code"] == 1 for r in failed)
     raw = subprocess.run(

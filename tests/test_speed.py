@@ -55,11 +55,12 @@ def test_channels_last_model_and_same_state_dict_keys():
 
 def test_nonfinite_loss_is_caught_without_a_sync_per_step():
     module = SegmentationModule(Recipe.model_validate(_config()), num_classes=5)
-    module._track_finite(torch.tensor(0.5))
+    module.track_loss(torch.tensor(0.5), 0)
     module.check_finite()  # finite so far: nothing
-    module._track_finite(torch.tensor(float("nan")))
-    module._track_finite(torch.tensor(float("inf")))  # later ones do not overwrite the first
-    with pytest.raises(FloatingPointError, match=r"loss is nan at step 1"):
+    module.track_loss(torch.tensor(0.25), 1)
+    module.track_loss(torch.tensor(float("nan")), 2)
+    module.track_loss(torch.tensor(float("inf")), 3)  # later ones do not overwrite the first
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 2"):
         module.check_finite()
 
 
@@ -90,13 +91,20 @@ def test_fused_sgd_makes_the_same_updates_as_torch_sgd():
     assert max((p - s).abs().max().item() for p, s in zip(module.parameters(), start, strict=True)) > 1e-2
 
 
-def test_loss_is_not_sent_to_lightning_logging_without_a_logger(tmp_path, monkeypatch):
-    """Lightning's ``self.log`` costs ~0.5 ms a step; without W&B nothing reads it, so it is not called."""
-    calls = []
-    monkeypatch.setattr(SegmentationModule, "log", lambda self, *a, **k: calls.append(a[0]))
-    record = run_job(_config(steps=3), *_dirs(tmp_path))
-    assert record["steps"] == 3
-    assert "train/loss" not in calls
+def test_training_loss_is_logged_at_the_curve_points(tmp_path):
+    """``train``'s ``log`` (W&B in a study) gets the loss at step 1, every ``log_every`` steps and the last step:
+    the very values curve.csv holds. The hooks see every step."""
+    from ablate.data.datamodule import build_datasets
+    from ablate.train.job import train
+
+    recipe = Recipe.model_validate(_config(steps=5, log_every=2))
+    logged, seen = [], []
+    record = train(recipe, build_datasets(recipe.data), tmp_path, log=lambda m, s: logged.append((s, m)),
+                   hooks=[seen.append])  # fmt: skip
+    assert record["steps"] == 5 and seen == [1, 2, 3, 4, 5]
+    curve = [line.split(",") for line in (tmp_path / "curve.csv").read_text().splitlines()[1:]]
+    assert [s for s, _ in logged] == [int(row[0]) for row in curve] == [1, 2, 4, 5]
+    assert [m["train/loss"] for _, m in logged] == pytest.approx([float(row[1]) for row in curve], rel=1e-5)
 
 
 def test_diverging_run_fails_with_a_clear_error(tmp_path):
@@ -133,7 +141,7 @@ def test_bench_quick_writes_report(tmp_path):
     assert len(data["loop"]["pair_ratios"]) == cfg.loop_pairs and data["loop"]["ratio"] > 0
     assert len(data["loop"]["blocks"]) == cfg.loop_interleaved and data["loop"]["block_steps"] == 3
     probe = data["loop"]["interleaved"]  # 3 steps: 2 timed intervals, no checkpoint inside
-    assert probe["lightning_step_ms"] > 0 and probe["bare_step_ms"] > 0 and probe["checkpoints"] == 0
+    assert probe["ablate_step_ms"] > 0 and probe["bare_step_ms"] > 0 and probe["checkpoints"] == 0
     assert "available" in data["crf"]
     md = (tmp_path / "bench" / "bench.md").read_text()
     assert "# ablate bench" in md and "Whole training loop" in md and "Metric update" in md
@@ -143,8 +151,6 @@ def test_bench_quick_writes_report(tmp_path):
 def test_block_interleaved_charges_each_loop_its_own_time():
     """A fake clock: the 'training' costs 5 to set up, 3 a step and 1 to finish; the bare loop 7 to build its model and
     2 a step. 10 steps in blocks of 4: each side's whole time comes out exact, whatever runs inside the other."""
-    from types import SimpleNamespace
-
     from ablate.bench import _block_interleaved
 
     now = [0.0]
@@ -158,16 +164,39 @@ def test_block_interleaved_charges_each_loop_its_own_time():
             now[0] += 2
             yield
 
-    def run(callback) -> None:
+    def run(after_step) -> None:
         now[0] += 5
         for step in range(1, 11):
             now[0] += 3
-            callback.on_train_batch_end(SimpleNamespace(global_step=step), None, None, None, step - 1)
+            after_step(step)
         now[0] += 1
 
     out = _block_interleaved(run, bare(), 4, clock=clock)
     assert out["ablate_s"] == 5 + 3 * 10 + 1 and out["bare_s"] == 7 + 2 * 10
     assert out["ratio"] == round(36 / 27, 4)
+
+
+def test_interleaved_probe_charges_each_step_and_checkpoint(monkeypatch):
+    """A fake clock: ablate's steps cost 3 ms and 13 ms when they save a checkpoint (every 4th, not the last); the
+    bare steps 2 ms. The probe finds +1 ms a step and +10 ms a checkpoint."""
+    import ablate.bench as bench
+
+    now = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
+
+    def bare():
+        while True:
+            now[0] += 0.002
+            yield
+
+    def run(after_step) -> None:
+        for step in range(1, 11):
+            now[0] += 0.013 if step % 4 == 0 else 0.003
+            after_step(step)
+
+    out = bench._interleaved_probe(run, bare(), 4)
+    assert out["checkpoints"] == 2 and out["ablate_step_ms"] == 3 and out["bare_step_ms"] == 2
+    assert out["overhead_ms_per_step"] == 1 and out["checkpoint_ms"] == 10
 
 
 def test_nominal_flops_count_every_tap_and_executed_flops_only_the_real_ones():
@@ -193,19 +222,3 @@ def test_gc_is_frozen_once_per_process():
     keep = [[i] for i in range(100)]
     freeze_gc_once()
     assert gc.get_freeze_count() == frozen and keep
-
-
-def test_lightning_hook_bookkeeping_is_a_plain_attribute_and_the_profiler_a_no_op():
-    """The per-hook fast paths keep nn.Module's registration for everything else."""
-    from ablate.train.job import NoProfiler
-
-    module = SegmentationModule(Recipe.model_validate(_config(steps=1)), num_classes=3)
-    module._current_fx_name = "training_step"
-    assert module.__dict__["_current_fx_name"] == "training_step"
-    module.extra = torch.nn.Linear(2, 2)  # a submodule still registers
-    module.scale = torch.nn.Parameter(torch.ones(1))
-    assert "extra" in dict(module.named_children()) and "scale" in dict(module.named_parameters())
-    profiler = NoProfiler()
-    with profiler.profile("run_training_batch"), profiler.profile("nested"):
-        pass
-    assert profiler.profile("a") is profiler.profile("b")

@@ -23,8 +23,8 @@ def _rank_world() -> tuple[int, int]:
 class StepBatchSampler:
     """Yields the batches of steps ``start .. steps-1``; data epochs are reshuffled with ``default_rng([seed, epoch])``.
 
-    ``len()`` is the whole schedule (``steps``), not what is left: Lightning restores the step count of a resumed
-    run and expects the epoch to end at ``steps``, which is when this sampler runs out.
+    ``len()`` is the whole schedule (``steps``), not what is left; iterating yields only what is left (a resumed
+    run's training loop starts at its checkpoint's step and ends when this sampler runs out).
     """
 
     def __init__(self, num_samples: int, batch_size: int, seed: int, steps: int, start: int = 0):

@@ -1,4 +1,4 @@
-"""W&B: one run per study run (through Lightning's WandbLogger, in ``ablate.train.job``), grouped by study, and
+"""W&B: one run per study run (started here, logged to by ``ablate.train.job``), grouped by study, and
 one summary run at the end of a study with the comparison table and the report's plots.
 
 Torch-free; ``wandb`` is imported only when something is logged.

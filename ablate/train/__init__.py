@@ -1,1 +1,1 @@
-"""Training and evaluation of one resolved recipe (Lightning)."""
+"""Training and evaluation of one resolved recipe (a PyTorch loop on Lightning Fabric)."""

@@ -9,12 +9,12 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.profilers import PassThroughProfiler
 
 from ablate.config import ModelConfig, Recipe
 from ablate.data.datamodule import DataSets, build_datasets, train_loader
@@ -23,68 +23,38 @@ from ablate.models.segmenter import build_model
 from ablate.study.store import atomic_write, fault_point
 from ablate.train.evaluate import evaluate
 from ablate.train.inference import build_eval_model, eval_model_config
-from ablate.train.module import SegmentationModule
+from ablate.train.module import SegmentationModule, make_optimizer, poly_lambda
 
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "last.ckpt"
+CHECKPOINT_FORMAT = "ablate-checkpoint-1"
 
 
 CURVE_FILE = "curve.csv"
 
 
-class ProgressCallback(L.Callback):
-    """Every ``every`` steps and at the last step: forwards step and loss to the study's progress printer and
-    records (step, loss, lr) for the training curve (written to trainings/<id>/curve.csv; the loss is the one the
-    training step already computed, so no extra work is done in the step)."""
+class Curve:
+    """The training curve: (step, loss, lr) every ``every`` steps and at the last step, forwarded to the study's
+    progress printer and written to trainings/<id>/curve.csv. The loss is the one the step computed (its one read
+    to the host every ``every`` steps)."""
 
-    def __init__(self, progress: Any, steps: int, every: int, curve: list[tuple[int, float, float]] | None = None):
+    def __init__(self, progress: Any, steps: int, every: int, points: list[tuple[int, float, float]] | None = None):
         self.progress, self.steps, self.every = progress, steps, every
-        self.curve: list[tuple[int, float, float]] = list(curve or [])  # a resumed training's earlier points
+        self.points: list[tuple[int, float, float]] = list(points or [])  # a resumed training's earlier points
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if trainer.is_global_zero and (step == 1 or step % self.every == 0 or step == self.steps):
-            loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
-            lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-            self.curve.append((step, loss, lr))
-            if self.progress is not None:
-                self.progress.step(step, self.steps, loss)
+    def due(self, step: int) -> bool:
+        return step == 1 or step % self.every == 0 or step == self.steps
+
+    def add(self, step: int, loss: float, lr: float) -> None:
+        self.points.append((step, loss, lr))
+        if self.progress is not None:
+            self.progress.step(step, self.steps, loss)
 
     def write(self, path: Path) -> None:
-        lines = ["step,loss,lr"] + [f"{s},{loss:.6g},{lr:.6g}" for s, loss, lr in self.curve]
+        lines = ["step,loss,lr"] + [f"{s},{loss:.6g},{lr:.6g}" for s, loss, lr in self.points]
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text("\n".join(lines) + "\n")
         os.replace(tmp, path)
-
-
-class NoProfiler(PassThroughProfiler):
-    """Lightning's default (no) profiler without its generator context manager around every hook (~60 a training
-    step): one shared no-op context instead."""
-
-    _NULL = contextlib.nullcontext()
-
-    def profile(self, action_name: str) -> contextlib.nullcontext:  # type: ignore[override]
-        return self._NULL
-
-
-class AtomicCheckpoint(L.Callback):
-    """Every ``every`` steps, save a full checkpoint (weights, optimizer, schedule, step, RNG) to ``path`` by
-    writing a temporary file and renaming it: a kill at any moment leaves the previous checkpoint or the new one."""
-
-    def __init__(self, path: Path, every: int, curve: ProgressCallback | None = None, curve_path: Path | None = None):
-        self.path, self.every, self.curve, self.curve_path = path, every, curve, curve_path
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if step % self.every == 0 and step < trainer.max_steps:
-            pl_module.check_finite()  # never checkpoint a diverged run
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            trainer.save_checkpoint(tmp)
-            if trainer.is_global_zero:
-                fault_point(self.path.name)
-                os.replace(tmp, self.path)
-                if self.curve is not None and self.curve_path is not None:  # the curve so far survives a kill
-                    self.curve.write(self.curve_path)
 
 
 def _read_curve(path: Path, upto: int) -> list[tuple[int, float, float]]:
@@ -161,65 +131,142 @@ def freeze_gc_once() -> None:
         _gc_frozen = True
 
 
+def checkpoint_state(module: SegmentationModule, optimizer: Any, scheduler: Any, step: int) -> dict[str, Any]:
+    """What resuming needs: weights (BN statistics included), optimizer and schedule state, step, random state."""
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "global_step": step,
+        "model": module.model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng,
+    }
+
+
+def read_checkpoint(path: Path, progress: Any = None) -> dict[str, Any] | None:
+    """The checkpoint an interrupted training left, or None (none there, or not one this version wrote: the
+    training then starts again from step 0; a checkpoint is never a finished result)."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        if progress is not None:
+            progress.note(f"{path} is not an ablate checkpoint of this version: training from step 0")
+        return None
+    if progress is not None:
+        progress.note(f"resuming from step {state['global_step']} ({path})")
+    return state
+
+
+def _stop_children(fabric: L.Fabric) -> None:
+    """Kill the DDP processes this one launched (a failure on rank 0 must not leave them waiting in a collective)."""
+    for proc in getattr(fabric.strategy.launcher, "procs", None) or []:
+        with contextlib.suppress(OSError):
+            proc.kill()
+
+
 def train(
-    recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None, logger: Any = None,
-    callbacks: list[L.Callback] | None = None,
+    recipe: Recipe, data: DataSets, train_dir: Path, progress: Any = None,
+    log: Callable[[dict[str, float], int], None] | None = None, hooks: Sequence[Callable[[int], None]] = (),
 ) -> dict | None:  # fmt: skip
     """Train ``recipe`` and save the model's state dict to ``train_dir/model.pt`` (atomically), the loss curve to
-    ``train_dir/curve.csv``. ``logger``: a Lightning logger (W&B) or None; ``callbacks``: more Lightning callbacks
-    (the bench's timing callbacks). Returns None on DDP ranks other than 0.
+    ``train_dir/curve.csv``. ``log(metrics, step)``: where the training loss goes at the curve's points (W&B);
+    ``hooks``: called with the step count after every step (the bench's timers). Returns None on DDP ranks
+    other than 0.
 
-    Resumes from ``train_dir/last.ckpt`` when an earlier attempt left one; the result is the same as training
-    without interruption (batches are a function of seed and step, RNG state is checkpointed)."""
+    The loop is plain PyTorch on Lightning Fabric (devices, DDP, precision); per step it adds to a bare loop only
+    a copy of the loss into a device buffer. It resumes from ``train_dir/last.ckpt`` when an earlier attempt left
+    one; the result is the same as training without interruption (batches are a function of seed and step, the
+    random state is checkpointed)."""
     freeze_gc_once()
+    t = recipe.train
+    fabric = L.Fabric(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, precision=t.precision)
+    fabric.launch()  # DDP: starts the other local processes (they re-run this command) unless SLURM started them
+    try:
+        return _train(fabric, recipe, data, train_dir, progress, log, hooks)
+    except BaseException:
+        _stop_children(fabric)
+        raise
+
+
+def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, progress: Any, log: Any, hooks: Any
+           ) -> dict | None:  # fmt: skip
+    t = recipe.train
     L.seed_everything(recipe.seed, workers=True, verbose=False)
     checkpoint = train_dir / CHECKPOINT_FILE
-    start, resume_from = 0, None
-    if checkpoint.is_file():
-        start = int(torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"])
-        resume_from = checkpoint
-        if progress is not None:
-            progress.note(f"resuming from step {start} ({checkpoint})")
+    resumed = read_checkpoint(checkpoint, progress if fabric.is_global_zero else None)
+    start = resumed["global_step"] if resumed else 0
     module = SegmentationModule(recipe, num_classes=len(data.classes), ignore_index=data.ignore_index)
-    t = recipe.train
-    trainer = L.Trainer(
-        max_steps=t.steps,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        sync_batchnorm=sync_bn(recipe),
-        precision=t.precision,
-        logger=logger if logger is not None else False,
-        log_every_n_steps=t.log_every,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # the step sampler shards batches across processes itself
-        default_root_dir=train_dir,
-        profiler=NoProfiler(),
-        callbacks=[
-            callback := ProgressCallback(progress, t.steps, t.log_every, _read_curve(train_dir / CURVE_FILE, start)),
-            AtomicCheckpoint(checkpoint, t.checkpoint_every, callback, train_dir / CURVE_FILE),
-            *(callbacks or []),
-        ],
-    )
-    started = time.monotonic()
+    if sync_bn(recipe):
+        module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    model = fabric.setup_module(module)  # on the device; DDP-wrapped with more than one process
+    optimizer = make_optimizer(module.parameters(), t)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(t.steps, t.poly_power))
+    if resumed:
+        module.model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])  # its state lands on the parameters' device
+        scheduler.load_state_dict(resumed["scheduler"])
+        torch.set_rng_state(resumed["rng"]["torch"])
+        if "cuda" in resumed["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resumed["rng"]["cuda"])
+    opt = fabric.setup_optimizers(optimizer)
+    curve = Curve(progress, t.steps, t.log_every, _read_curve(train_dir / CURVE_FILE, start))
     loader = train_loader(data, t.batch_size, recipe.seed, t.steps, start, recipe.data.num_workers)
+    to_device = fabric.device.type != "cpu"
+    started = time.monotonic()
+    model.train()
+    step = start
     try:
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from)
+        for batch in loader:
+            images, labels = fabric.to_device(batch) if to_device else batch
+            loss = module.loss(model(images), labels)  # the forward through Fabric's wrapper: autocast, DDP
+            opt.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            opt.step()
+            scheduler.step()
+            module.track_loss(loss.detach(), step)
+            step += 1
+            if fabric.is_global_zero and curve.due(step):
+                value = loss.item()
+                curve.add(step, value, optimizer.param_groups[0]["lr"])
+                if log is not None:
+                    log({"train/loss": value}, step)
+            if step % t.log_every == 0:
+                module.check_finite()
+            if step % t.checkpoint_every == 0 and step < t.steps:
+                module.check_finite()  # never checkpoint a diverged run
+                state = checkpoint_state(module, optimizer, scheduler, step)
+                _save_checkpoint(fabric, state, checkpoint, curve, train_dir / CURVE_FILE)
+            for hook in hooks:
+                hook(step)
+        module.check_finite()
     finally:
-        if trainer.is_global_zero:  # a failed training keeps its curve up to the failure
+        if fabric.is_global_zero:  # a failed training keeps its curve up to the failure
             try:
-                callback.write(train_dir / CURVE_FILE)
+                curve.write(train_dir / CURVE_FILE)
             except OSError as exc:
                 warnings.warn(f"training curve not written: {exc}", stacklevel=2)
-    if not trainer.is_global_zero:  # other DDP ranks: rank 0 saves and evaluates
+    if not fabric.is_global_zero:  # other DDP ranks: rank 0 saves and evaluates
         return None
     save_atomic(module.model.state_dict(), train_dir / MODEL_FILE)
-    record = {"steps": trainer.global_step, "train_time_s": round(time.monotonic() - started, 2), "resumed_from": start}
+    record = {"steps": step, "train_time_s": round(time.monotonic() - started, 2), "resumed_from": start}
     atomic_write(train_dir / "train.json", json.dumps(record))
     return record
+
+
+def _save_checkpoint(fabric: L.Fabric, state: dict[str, Any], path: Path, curve: Curve, curve_path: Path) -> None:
+    """Rank 0 writes a temporary file and renames it (a kill at any moment leaves the previous checkpoint or the
+    new one), then the curve so far; the other processes wait for it."""
+    if fabric.is_global_zero:
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(state, tmp)
+        fault_point(path.name)
+        os.replace(tmp, path)
+        curve.write(curve_path)
+    fabric.barrier()
 
 
 def file_sha256(path: str | Path) -> str:
@@ -265,7 +312,7 @@ def run_job(config: dict[str, Any], run_dir: Path, train_dir: Path, progress: An
     with ``config["eval"]`` on the validation split and measure its cost. Returns the metrics record.
 
     When the CLI exported a W&B context (``ablate.study.wandb_sink``), the run is logged as one W&B run: the
-    training through Lightning's WandbLogger, then the final metrics (summary), the per-class IoU table and cost.
+    training loss at the curve's points, then the final metrics (summary), the per-class IoU table and cost.
     """
     quiet()
     recipe = Recipe.model_validate(config)
@@ -291,12 +338,8 @@ def _run(recipe: Recipe, train_dir: Path, progress: Any, wb: Any) -> dict[str, A
     data = build_datasets(recipe.data)
     trained = not (train_dir / "train.json").is_file() or not (train_dir / MODEL_FILE).is_file()
     if trained:
-        logger = None
-        if wb is not None:
-            from lightning.pytorch.loggers import WandbLogger
-
-            logger = WandbLogger(experiment=wb)
-        if train(recipe, data, train_dir, progress, logger) is None:
+        log = (lambda metrics, step: wb.log(metrics, step=step)) if wb is not None else None
+        if train(recipe, data, train_dir, progress, log) is None:
             return {"status": "worker"}
     training = json.loads((train_dir / "train.json").read_text())
     record = {**evaluate_trained(recipe, data, train_dir), "trained": trained, **training}

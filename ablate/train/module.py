@@ -1,4 +1,7 @@
-"""The LightningModule: cross-entropy (ignore_index 255), SGD with the poly learning-rate schedule, metrics."""
+"""The LightningModule: cross-entropy (ignore_index 255), SGD with the poly learning-rate schedule, metrics.
+
+``ablate.train.job`` trains it with its own loop on Lightning Fabric; ``training_step`` and ``configure_optimizers``
+also let a Lightning ``Trainer`` train it."""
 
 from __future__ import annotations
 
@@ -43,20 +46,10 @@ class SegmentationModule(L.LightningModule):
         self._first_step, self._pending = 0, 0
         self.val_confusion = confusion_metric(num_classes, ignore_index)
         self.last_metrics: dict | None = None
-        self._rng_to_restore: dict | None = None
         if recipe.train.freeze_bn:  # frozen BN of the backbone: statistics in eval mode, affine parameters fixed
             for m in self._backbone_bn():
                 for p in m.parameters():
                     p.requires_grad_(False)
-
-    def __setattr__(self, name: str, value) -> None:
-        # Lightning sets ``_current_fx_name`` before and after every hook it calls (~50 times a training step);
-        # nn.Module's __setattr__ checks for parameters, modules and buffers each time (~1/5 of Lightning's cost
-        # per step): this plain attribute skips those checks.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def _backbone_bn(self) -> list[torch.nn.Module]:
         return [m for m in self.model.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -73,27 +66,28 @@ class SegmentationModule(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
-    def training_step(self, batch, batch_idx):
-        images, labels = batch
-        out = self(images)
-        if isinstance(out, tuple):  # PSPNet's auxiliary loss, weighted by model.aux_loss
+    def loss(self, out: torch.Tensor | tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the model's output; with PSPNet's auxiliary head, plus ``model.aux_loss`` x its own."""
+        if isinstance(out, tuple):
             logits, aux = out
             loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
-            loss = loss + self.recipe.model.aux_loss * F.cross_entropy(aux, labels, ignore_index=self.ignore_index)
-        else:
-            loss = F.cross_entropy(out, labels, ignore_index=self.ignore_index)
-        self._track_finite(loss.detach())
-        if self._trainer is not None and self._trainer.loggers:  # Lightning's self.log costs ~0.3 ms/step: W&B only
-            self.log("train/loss", loss)  # not on the progress bar: that would copy it to the host every step
-        return loss
+            return loss + self.recipe.model.aux_loss * F.cross_entropy(aux, labels, ignore_index=self.ignore_index)
+        return F.cross_entropy(out, labels, ignore_index=self.ignore_index)
 
-    def _track_finite(self, loss: torch.Tensor) -> None:
-        """Keep the loss on the device (one copy into a buffer, no host sync); ``check_finite`` reads the buffer."""
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        return self.loss(self(images), labels)
+
+    def track_loss(self, loss: torch.Tensor, step: int) -> None:
+        """Keep the training loss of ``step`` (0-based) on the device: one copy into a buffer, no host sync;
+        ``check_finite`` reads the buffer."""
         if self._losses is None or self._losses.device != loss.device:
             self._losses = torch.zeros(max(64, self.recipe.train.log_every), device=loss.device)
-            self._first_step, self._pending = self.global_step, 0
+            self._pending = 0
         if self._pending == len(self._losses):
             self.check_finite()
+        if self._pending == 0:
+            self._first_step = step
         self._losses[self._pending].copy_(loss)
         self._pending += 1
 
@@ -105,15 +99,7 @@ class SegmentationModule(L.LightningModule):
             for i, value in enumerate(values):
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss is {value} at step {self._first_step + i}")
-            self._first_step, self._pending = self._first_step + self._pending, 0
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        # checked every log_every steps (when the progress printer reads the loss anyway) and at the end
-        if self.global_step % self.recipe.train.log_every == 0:
-            self.check_finite()
-
-    def on_train_end(self) -> None:
-        self.check_finite()
+            self._pending = 0
 
     def on_validation_epoch_start(self) -> None:
         self.val_confusion.reset()
@@ -126,23 +112,6 @@ class SegmentationModule(L.LightningModule):
         self.last_metrics = metrics_from_confusion(self.val_confusion.compute())
         for key in ("pixel_acc", "mean_acc", "miou", "fwiou"):
             self.log(f"val/{key}", self.last_metrics[key], sync_dist=False)
-
-    # Random state travels with the checkpoint, so a resumed run draws the same dropout masks as an uninterrupted one.
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint["ablate_rng"] = rng
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._rng_to_restore = checkpoint.get("ablate_rng")
-
-    def on_train_start(self) -> None:
-        if self._rng_to_restore is not None:
-            torch.set_rng_state(self._rng_to_restore["torch"])
-            if "cuda" in self._rng_to_restore and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(self._rng_to_restore["cuda"])
-            self._rng_to_restore = None
 
     def configure_optimizers(self):
         t = self.recipe.train
