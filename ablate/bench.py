@@ -319,6 +319,45 @@ def nominal_step_flops(model: nn.Module, x, y) -> float:
     return step_flops(model, x, y)
 
 
+# The ops that run the convolutions' products (forward, input and weight gradients; ``aten::mm``: the tap-by-tap
+# weight gradients of ``AtrousConv2d``): every FLOP ``step_flops`` counts is in one of them.
+CONV_OPS = {"aten::convolution", "aten::convolution_backward", "_TapGradConvBackward", "aten::mm"}
+
+
+def step_breakdown(model: nn.Module, x, y, flops: float, peak: float) -> dict[str, Any]:
+    """Where one fp32 step's time goes (``torch.profiler``, one step after a warm-up): the convolutions' time (the
+    outermost ``CONV_OPS`` events) and their FLOP rate against the GEMM peak, and the other ops by their own time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = _train_step_fn(model, x, y, channels_last=True, bf16=False, optimizer=ablate_sgd)
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        started = time.perf_counter()
+        step()
+        total = time.perf_counter() - started
+    conv, other = 0.0, {}
+    for e in prof.events():
+        parents, p = [], e.cpu_parent
+        while p is not None:
+            parents.append(p.name)
+            p = p.cpu_parent
+        if any(name in CONV_OPS for name in parents):
+            continue
+        if e.name in CONV_OPS:
+            conv += e.cpu_time_total / 1e6
+        elif e.name.startswith("aten::"):
+            other[e.name] = other.get(e.name, 0.0) + e.self_cpu_time_total / 1e6
+    top = sorted(other.items(), key=lambda kv: -kv[1])[:6]
+    return {
+        "step_s_profiled": round(total, 4),
+        "conv_s": round(conv, 4),
+        "conv_share_of_step": round(conv / total, 3),
+        "conv_gflops": round(flops / conv / 1e9, 1),
+        "conv_share_of_peak": round(flops / conv / peak, 3),
+        "other_top_ms": {name: round(t * 1e3, 1) for name, t in top},
+    }
+
+
 def bench_flops(cfg: BenchConfig, step: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(0)
     x, y = _batch(cfg)
@@ -338,6 +377,8 @@ def bench_flops(cfg: BenchConfig, step: dict[str, Any]) -> dict[str, Any]:
     sizes = [cfg.gemm] if cfg.quick else [cfg.gemm // 2, cfg.gemm, 2 * cfg.gemm]  # the peak: the best size
     peak32 = max(gemm_peak(n, torch.float32, cfg.repeats + 1) for n in sizes)
     peak16 = max(gemm_peak(n, torch.bfloat16, cfg.repeats + 1) for n in sizes)
+    torch.manual_seed(0)
+    breakdown = step_breakdown(ablate_deeplabv3(cfg.classes), x, y, flops, peak32)
     return {
         "gflop_per_step": round(flops / 1e9, 2),
         "gflop_per_step_nominal": round(nominal / 1e9, 2),
@@ -353,6 +394,7 @@ def bench_flops(cfg: BenchConfig, step: dict[str, Any]) -> dict[str, Any]:
         "fp32_share_of_fp32_peak": round(flops / t32 / peak32, 3),
         "bf16_share_of_bf16_peak": round(flops / t16 / peak16, 3),
         "bf16_speedup": round(t32 / t16, 2),
+        "fp32_breakdown": breakdown,
         "target": "fp32 share >= 0.85; bf16 speed-up >= 2",
     } | ({} if compiled is None else {
         "step_s_fp32_compiled": round(compiled, 4),
@@ -695,6 +737,19 @@ def _probe_lines(probe: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _breakdown_lines(b: dict[str, Any] | None) -> list[str]:
+    if not b:
+        return []
+    others = ", ".join(f"{name.removeprefix('aten::')} {ms} ms" for name, ms in b["other_top_ms"].items())
+    return [
+        f"Where the fp32 step goes (one profiled step, {b['step_s_profiled']} s): the convolutions (forward, both "
+        f"gradients) {b['conv_s']} s = {100 * b['conv_share_of_step']:.0f}% of the step, at {b['conv_gflops']} "
+        f"GFLOP/s = **{100 * b['conv_share_of_peak']:.0f}% of the GEMM peak**; the rest is other ops, the largest "
+        f"{others}.",
+        "",
+    ]
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -783,7 +838,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"runs it, including the ASPP taps that only read padding): {fl['gflop_per_step_nominal']} GFLOP per "
             f"step, share of peak fp32 {fl['fp32_share_nominal']}, bf16 {fl['bf16_share_nominal']}.",
             "",
-        ]  # fmt: skip
+        ] + _breakdown_lines(fl.get("fp32_breakdown"))  # fmt: skip
         if st and "bf16" in st:
             b = st["bf16"]
             lines += [

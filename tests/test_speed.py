@@ -222,3 +222,21 @@ def test_gc_is_frozen_once_per_process():
     keep = [[i] for i in range(100)]
     freeze_gc_once()
     assert gc.get_freeze_count() == frozen and keep
+
+
+def test_step_breakdown_splits_the_convolutions_from_the_other_ops():
+    """The profiled step: the convolutions' time (forward and backward) is part of the step, their FLOP rate is
+    the counted FLOPs over that time, and batch norm shows among the other ops."""
+    from ablate.bench import step_breakdown, step_flops
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.Conv2d(16, 4, 1)
+    )
+    x, y = torch.randn(2, 3, 32, 32), torch.randint(0, 4, (2, 32, 32))
+    flops = step_flops(model, x, y)
+    out = step_breakdown(model, x, y, flops, peak=1e12)
+    assert 0 < out["conv_s"] < out["step_s_profiled"] and 0 < out["conv_share_of_step"] < 1
+    assert out["conv_gflops"] == pytest.approx(flops / out["conv_s"] / 1e9, abs=0.06)  # rounded to 0.1
+    assert out["conv_share_of_peak"] == pytest.approx(flops / out["conv_s"] / 1e12, abs=6e-4)
+    assert any("batch_norm" in name for name in out["other_top_ms"])
+    assert not any(name in ("aten::convolution", "aten::mm") for name in out["other_top_ms"])
