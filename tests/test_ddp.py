@@ -65,3 +65,33 @@ def test_ddp_training_through_ablate_run(tiny_study, tmp_path):
     assert len(records) == 1
     record = json.loads(records[0].read_text())
     assert record["status"] == "done" and record["steps"] == 3 and 0 <= record["metrics"]["miou"] <= 1
+
+
+def test_ddp_training_that_fails_ends_both_processes(tiny_study, tmp_path):
+    """A diverging DDP training fails as one run (error recorded, exit code 1); no rank is left waiting."""
+    study = tiny_study(
+        "name: ddp\nrecipe: recipe.yaml\n"
+        "set: {train.devices: 2, train.accelerator: cpu, train.lr: 1.0e+30, train.log_every: 1}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    records = [json.loads(p.read_text()) for p in (tmp_path / "r" / "ddp" / "runs").glob("*/metrics.json")]
+    assert len(records) == 1 and records[0]["status"] == "failed" and "loss is" in records[0]["error"]
+
+
+def test_a_failing_rank_zero_kills_the_processes_it_launched():
+    """``train`` on rank 0 failing: the local DDP processes its launcher started are killed, not left waiting in
+    a collective for a rank that is gone (a launcher without processes, e.g. under SLURM, is left alone)."""
+    from types import SimpleNamespace
+
+    from ablate.train.job import _stop_children
+
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
+    _stop_children(SimpleNamespace(strategy=SimpleNamespace(launcher=SimpleNamespace(procs=procs))))
+    assert [p.wait(timeout=10) for p in procs] == [-9, -9]
+    _stop_children(SimpleNamespace(strategy=SimpleNamespace(launcher=None)))

@@ -98,3 +98,22 @@ def test_kill_mid_write_leaves_no_corrupt_file(reference, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert _numbers(results / "crash" / "table.csv") == table
     assert not list(results.rglob("runs/*/.*.tmp"))
+
+
+def test_a_checkpoint_not_in_this_versions_format_restarts_the_training(tmp_path):
+    """A last.ckpt this version did not write (e.g. Lightning Trainer's format of earlier ablate versions) is not
+    resumed from: the training starts at step 0, says so, and finishes; a checkpoint is never a finished result."""
+    import torch
+    import yaml
+
+    from ablate.config import Recipe
+    from ablate.data.datamodule import build_datasets
+    from ablate.train.job import CHECKPOINT_FILE, train
+
+    torch.save({"global_step": 2, "state_dict": {}, "optimizer_states": []}, tmp_path / CHECKPOINT_FILE)
+    notes = []
+    progress = type("P", (), {"note": lambda self, m: notes.append(m), "step": lambda self, *a: None})()
+    recipe = Recipe.model_validate(yaml.safe_load(TINY_RECIPE))
+    record = train(recipe, build_datasets(recipe.data), tmp_path, progress)
+    assert record["resumed_from"] == 0 and record["steps"] == recipe.train.steps
+    assert notes and "not an ablate checkpoint of this version: training from step 0" in notes[0]

@@ -74,8 +74,7 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
-    warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
-    warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
+    warnings.filterwarnings("ignore", ".*`srun` command is available on your system but is not used.*")
 
 
 def check_model(cfg: ModelConfig, num_classes: int = 2) -> None:
@@ -131,8 +130,10 @@ def freeze_gc_once() -> None:
         _gc_frozen = True
 
 
-def checkpoint_state(module: SegmentationModule, optimizer: Any, scheduler: Any, step: int) -> dict[str, Any]:
-    """What resuming needs: weights (BN statistics included), optimizer and schedule state, step, random state."""
+def checkpoint_state(fabric: L.Fabric, module: SegmentationModule, optimizer: Any, scheduler: Any, step: int
+                     ) -> dict[str, Any]:  # fmt: skip
+    """What resuming needs: weights (BN statistics included), optimizer and schedule state, step, random state,
+    and the fp16 loss scaler's state (``16-mixed`` on GPUs; empty otherwise)."""
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -142,6 +143,7 @@ def checkpoint_state(module: SegmentationModule, optimizer: Any, scheduler: Any,
         "model": module.model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
+        "precision": fabric.strategy.precision.state_dict(),
         "rng": rng,
     }
 
@@ -209,6 +211,8 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
         module.model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])  # its state lands on the parameters' device
         scheduler.load_state_dict(resumed["scheduler"])
+        if resumed["precision"]:
+            fabric.strategy.precision.load_state_dict(resumed["precision"])
         torch.set_rng_state(resumed["rng"]["torch"])
         if "cuda" in resumed["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(resumed["rng"]["cuda"])
@@ -238,7 +242,7 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
                 module.check_finite()
             if step % t.checkpoint_every == 0 and step < t.steps:
                 module.check_finite()  # never checkpoint a diverged run
-                state = checkpoint_state(module, optimizer, scheduler, step)
+                state = checkpoint_state(fabric, module, optimizer, scheduler, step)
                 _save_checkpoint(fabric, state, checkpoint, curve, train_dir / CURVE_FILE)
             for hook in hooks:
                 hook(step)
