@@ -349,8 +349,8 @@ def step_breakdown(model: nn.Module, x, y, flops: float, peak: float) -> dict[st
             other[e.name] = other.get(e.name, 0.0) + e.self_cpu_time_total / 1e6
     top = sorted(other.items(), key=lambda kv: -kv[1])[:6]
     return {
-        "step_s_profiled": round(total, 4),
-        "conv_s": round(conv, 4),
+        "step_s_profiled": round(total, 6),
+        "conv_s": round(conv, 6),
         "conv_share_of_step": round(conv / total, 3),
         "conv_gflops": round(flops / conv / 1e9, 1),
         "conv_share_of_peak": round(flops / conv / peak, 3),
@@ -742,10 +742,10 @@ def _breakdown_lines(b: dict[str, Any] | None) -> list[str]:
         return []
     others = ", ".join(f"{name.removeprefix('aten::')} {ms} ms" for name, ms in b["other_top_ms"].items())
     return [
-        f"Where the fp32 step goes (one profiled step, {b['step_s_profiled']} s): the convolutions (forward, both "
-        f"gradients) {b['conv_s']} s = {100 * b['conv_share_of_step']:.0f}% of the step, at {b['conv_gflops']} "
-        f"GFLOP/s = **{100 * b['conv_share_of_peak']:.0f}% of the GEMM peak**; the rest is other ops, the largest "
-        f"{others}.",
+        f"Where the fp32 step goes (one profiled step, {b['step_s_profiled']:.3f} s): the convolutions (forward, "
+        f"both gradients) {b['conv_s']:.3f} s = {100 * b['conv_share_of_step']:.0f}% of the step, at "
+        f"{b['conv_gflops']} GFLOP/s = **{100 * b['conv_share_of_peak']:.0f}% of the GEMM peak**; the rest is "
+        f"other ops, the largest {others}.",
         "",
     ]
 

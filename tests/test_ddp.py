@@ -30,6 +30,15 @@ def _validate(devices: int, weights: Path) -> dict:
     return json.loads(line[0][len("METRICS ") :])
 
 
+def _ablate_run(study: Path, results: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def test_two_process_metrics_equal_one_process(tmp_path):
     recipe = Recipe.model_validate(
         {
@@ -54,12 +63,7 @@ def test_two_process_metrics_equal_one_process(tmp_path):
 
 def test_ddp_training_through_ablate_run(tiny_study, tmp_path):
     study = tiny_study("name: ddp\nrecipe: recipe.yaml\nset: {train.devices: 2, train.accelerator: cpu}\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(tmp_path / "r")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = _ablate_run(study, tmp_path / "r")
     assert out.returncode == 0, out.stdout + out.stderr
     records = list((tmp_path / "r" / "ddp" / "runs").glob("*/metrics.json"))
     assert len(records) == 1
@@ -73,12 +77,7 @@ def test_ddp_training_that_fails_ends_both_processes(tiny_study, tmp_path):
         "name: ddp\nrecipe: recipe.yaml\n"
         "set: {train.devices: 2, train.accelerator: cpu, train.lr: 1.0e+30, train.log_every: 1}\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(tmp_path / "r")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = _ablate_run(study, tmp_path / "r")
     assert out.returncode == 1, out.stdout + out.stderr
     records = [json.loads(p.read_text()) for p in (tmp_path / "r" / "ddp" / "runs").glob("*/metrics.json")]
     assert len(records) == 1 and records[0]["status"] == "failed" and "loss is" in records[0]["error"]
