@@ -23,7 +23,7 @@ from ablate.models.segmenter import build_model
 from ablate.study.store import atomic_write, fault_point
 from ablate.train.evaluate import evaluate
 from ablate.train.inference import build_eval_model, eval_model_config
-from ablate.train.module import SegmentationModule, make_optimizer, poly_lambda
+from ablate.train.module import SegmentationModule
 
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "last.ckpt"
@@ -205,8 +205,8 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
     if sync_bn(recipe):
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
     model = fabric.setup_module(module)  # on the device; DDP-wrapped with more than one process
-    optimizer = make_optimizer(module.parameters(), t)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(t.steps, t.poly_power))
+    optimizers = module.configure_optimizers()  # fused SGD and the per-step poly schedule, on the device's params
+    optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
     if resumed:
         module.model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])  # its state lands on the parameters' device
