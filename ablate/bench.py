@@ -507,8 +507,10 @@ def _block_interleaved(
     return {"ablate_s": round(ablate_s, 3), "bare_s": round(bare_s, 3), "ratio": round(ablate_s / bare_s, 4)}
 
 
-def _interleaved_probe(run: Callable[[Callable[[int], None]], Any], bare: Any, checkpoint_every: int
-                       ) -> dict[str, Any]:  # fmt: skip
+def _interleaved_probe(
+    run: Callable[[Callable[[int], None]], Any], bare: Any, checkpoint_every: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:  # fmt: skip
     """One ablate training with one bare-loop step run right after each of its steps (own model, optimiser and
     batches): both are timed in the same moments of the machine, so its speed changes cancel. ablate's step ``s``
     is the time from the hook after step ``s - 1`` to the hook after step ``s`` (the loop's own work, a checkpoint
@@ -517,10 +519,10 @@ def _interleaved_probe(run: Callable[[Callable[[int], None]], Any], bare: Any, c
     bare_s: list[float] = []
 
     def after_step(step: int) -> None:
-        marks.append(time.perf_counter())
-        started = time.perf_counter()
+        marks.append(clock())
+        started = clock()
         next(bare, None)
-        bare_s.append(time.perf_counter() - started)
+        bare_s.append(clock() - started)
 
     run(after_step)
     steps = len(marks)

@@ -176,13 +176,12 @@ def test_block_interleaved_charges_each_loop_its_own_time():
     assert out["ratio"] == round(36 / 27, 4)
 
 
-def test_interleaved_probe_charges_each_step_and_checkpoint(monkeypatch):
+def test_interleaved_probe_charges_each_step_and_checkpoint():
     """A fake clock: ablate's steps cost 3 ms and 13 ms when they save a checkpoint (every 4th, not the last); the
     bare steps 2 ms. The probe finds +1 ms a step and +10 ms a checkpoint."""
-    import ablate.bench as bench
+    from ablate.bench import _interleaved_probe
 
     now = [0.0]
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
 
     def bare():
         while True:
@@ -194,7 +193,7 @@ def test_interleaved_probe_charges_each_step_and_checkpoint(monkeypatch):
             now[0] += 0.013 if step % 4 == 0 else 0.003
             after_step(step)
 
-    out = bench._interleaved_probe(run, bare(), 4)
+    out = _interleaved_probe(run, bare(), 4, clock=lambda: now[0])
     assert out["checkpoints"] == 2 and out["ablate_step_ms"] == 3 and out["bare_step_ms"] == 2
     assert out["overhead_ms_per_step"] == 1 and out["checkpoint_ms"] == 10
 
