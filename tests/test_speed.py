@@ -89,6 +89,41 @@ def test_fused_sgd_makes_the_same_updates_as_torch_sgd():
     pairs = list(zip(module.parameters(), twin.parameters(), strict=True))
     assert max((p - q).abs().max().item() for p, q in pairs) < 1e-4
     assert max((p - s).abs().max().item() for p, s in zip(module.parameters(), start, strict=True)) > 1e-2
+    bufs = [fused.state[p]["momentum_buffer"] for p in module.parameters() if p.grad is not None]
+    assert all(b.stride() == p.stride() for b, p in zip(bufs, module.parameters(), strict=True))  # the param's layout
+
+
+def test_fused_sgd_updates_channels_last_weights_without_copies():
+    """From the second step on, ``FusedSGD`` hands the kernel NHWC views of channels_last weights: no ``copy_`` at
+    all in its step (torch's fused SGD copies each such tensor to contiguous and back), and the same values."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from ablate.train.optim import FusedSGD, nhwc_view
+
+    def params():
+        gen = torch.Generator().manual_seed(0)
+        ws = [torch.randn(8, 4, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last) for _ in range(2)]
+        ws.append(torch.randn(8, generator=gen))
+        ws = [torch.nn.Parameter(w) for w in ws]
+        for w in ws:
+            w.grad = torch.randn(w.shape, generator=gen).as_strided(w.shape, w.stride())  # the param's layout
+        return ws
+
+    ours, theirs = params(), params()
+    opt_ours = FusedSGD(ours, lr=0.1, momentum=0.9, weight_decay=1e-3)
+    opt_theirs = torch.optim.SGD(theirs, lr=0.1, momentum=0.9, weight_decay=1e-3, fused=True)
+    copies = {}
+    for opt, name in ((opt_ours, "ours"), (opt_theirs, "theirs")):
+        opt.step()  # creates the momentum buffers
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            opt.step()
+        copies[name] = sum(e.count for e in prof.key_averages() if e.key == "aten::copy_")
+    assert copies == {"ours": 0, "theirs": copies["theirs"]} and copies["theirs"] >= 2  # one or more per weight
+    assert all(torch.equal(p, q) for p, q in zip(ours, theirs, strict=True))
+    assert ours[0].is_contiguous(memory_format=torch.channels_last) and not ours[0].is_contiguous()
+    view = nhwc_view(ours[0])
+    assert view is not None and view.is_contiguous() and view.data_ptr() == ours[0].data_ptr()
+    assert nhwc_view(ours[2]) is None and nhwc_view(ours[0].contiguous()) is None
 
 
 def test_training_loss_is_logged_at_the_curve_points(tmp_path):
@@ -239,3 +274,41 @@ def test_step_breakdown_splits_the_convolutions_from_the_other_ops():
     assert out["conv_share_of_peak"] == pytest.approx(flops / out["conv_s"] / 1e12, abs=6e-4)
     assert any("batch_norm" in name for name in out["other_top_ms"])
     assert not any(name in ("aten::convolution", "aten::mm") for name in out["other_top_ms"])
+
+
+def test_gemm_peak_engines_compute_the_same_product_and_the_peak_is_the_faster():
+    """Both engines run one n x n x n product (2 n^3 FLOPs by torch's counter); the machine's peak is the best of
+    the two engines and the sizes; an unknown engine is refused."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ablate import bench
+
+    for engine in bench.GEMM_ENGINES:
+        for n in (64, 96):
+            counter = FlopCounterMode(display=False)
+            with counter:
+                out = bench.gemm_product(n, torch.float32, engine)()
+            assert counter.get_total_flops() == 2 * n**3 and out.numel() == n * n
+    peak, by_engine = bench.machine_gemm_peak([64, 128], torch.float32, repeats=1)
+    assert set(by_engine) == set(bench.GEMM_ENGINES) and peak == max(by_engine.values()) > 0
+    with pytest.raises(ValueError, match="allowed matmul, conv1x1"):
+        bench.gemm_product(64, torch.float32, "winograd")
+
+
+def test_logits_come_out_fp32_and_nchw_from_a_channels_last_bf16_model():
+    """The loss's log-softmax wants fp32 logits contiguous over the channels: the model upsamples its small logits
+    in that form (no full-size copies in the step), and the values are the plain bilinear upsampling's."""
+    import torch.nn.functional as F
+
+    from ablate.models.segmenter import upsample_logits
+
+    recipe = Recipe.model_validate(_config(channels_last=True))
+    module = SegmentationModule(recipe, num_classes=5).eval()
+    x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module.model(x)
+    assert out.dtype == torch.float32 and out.is_contiguous() and out.shape == (2, 5, 32, 32)
+    small = torch.randn(2, 5, 4, 4).contiguous(memory_format=torch.channels_last)
+    expected = F.interpolate(small, size=(32, 32), mode="bilinear", align_corners=False)
+    assert torch.allclose(upsample_logits(small.bfloat16(), (32, 32)), expected, atol=0.02)
+    assert torch.equal(upsample_logits(small, (32, 32)), expected.contiguous())

@@ -51,14 +51,21 @@ class Segmenter(nn.Module):
         aux_logits = None
         if self.aux_head is not None and self.training:
             low, high, aux = self.backbone(x, with_aux=True)
-            aux_logits = F.interpolate(self.aux_head(aux), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            aux_logits = upsample_logits(self.aux_head(aux), x.shape[-2:])
         else:
             low, high = self.backbone(x)
         y = self.head(high)
         if self.decoder is not None:
             y = self.decoder(y, low)
-        logits = F.interpolate(self.classifier(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        logits = upsample_logits(self.classifier(y), x.shape[-2:])
         return logits if aux_logits is None else (logits, aux_logits)
+
+
+def upsample_logits(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Bilinear upsampling of low-resolution logits to ``size``, done in fp32 and the plain (NCHW) layout: the
+    loss's log-softmax runs in fp32 under autocast and over the channels, so bf16 or channels_last logits would be
+    converted at full resolution (three full-size copies a bf16 step); converting the small map costs nothing."""
+    return F.interpolate(logits.float().contiguous(), size=size, mode="bilinear", align_corners=False)
 
 
 def build_model(cfg: ModelConfig, num_classes: int) -> Segmenter:

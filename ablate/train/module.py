@@ -14,15 +14,19 @@ import torch.nn.functional as F
 from ablate.config import Recipe, TrainConfig
 from ablate.models.segmenter import build_model
 from ablate.train.metrics import confusion_metric, metrics_from_confusion
+from ablate.train.optim import FusedSGD
 
 
 def make_optimizer(params, t: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum and weight decay, fused into one kernel per step on CPU and CUDA: the same update as
-    ``torch.optim.SGD``'s default loop, without a kernel launch per parameter and operation. (The fused kernel
-    needs each gradient in its parameter's memory layout; autograd's gradient layout contract gives that.)"""
+    """SGD with momentum and weight decay, fused into one kernel per step on CPU and CUDA (``FusedSGD``: without
+    the kernel's copies of channels_last weights): the same update as ``torch.optim.SGD``'s default loop, without a
+    kernel launch per parameter and operation. (The fused kernel needs each gradient in its parameter's memory
+    layout; autograd's gradient layout contract gives that.)"""
     params = list(params)
-    fused = all(p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, fused=fused or None)
+    kw = dict(lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    if all(p.device.type in ("cpu", "cuda") for p in params):
+        return FusedSGD(params, **kw)
+    return torch.optim.SGD(params, **kw)
 
 
 def poly_lambda(max_steps: int, power: float):
