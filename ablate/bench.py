@@ -777,7 +777,10 @@ def _engine_lines(fl: dict[str, Any]) -> list[str]:
     return [
         f"GEMM peak: the faster of two engines for the same n x n x n product (GFLOP/s; `matmul` = `a @ b`, on CPU "
         f"fp32 the BLAS; `conv1x1` = a 1x1 convolution, on CPU oneDNN, the library of the model's convolutions), "
-        f"best over n = {', '.join(map(str, fl['gemm_n']))}: {'; '.join(parts)}.",
+        f"best over n = {', '.join(map(str, fl['gemm_n']))}: {'; '.join(parts)}. bf16 peak / fp32 peak "
+        f"{fl['gemm_peak_gflops_bf16'] / fl['gemm_peak_gflops_fp32']:.2f}x (where the convolutions are most of a step, "
+        f"its bf16 speed-up over fp32 cannot go much beyond this ratio; CPUs without bf16 matrix units such as AMX "
+        f"have about 2x).",
         "",
     ]
 
