@@ -274,6 +274,9 @@ def test_step_breakdown_splits_the_convolutions_from_the_other_ops():
     assert out["conv_share_of_peak"] == pytest.approx(flops / out["conv_s"] / 1e12, abs=6e-4)
     assert any("batch_norm" in name for name in out["other_top_ms"])
     assert not any(name in ("aten::convolution", "aten::mm") for name in out["other_top_ms"])
+    out16 = step_breakdown(model, x, y, flops, peak=1e12, bf16=True, steps=2)  # the faster of 2 profiled steps
+    assert out["precision"] == "fp32" and out16["precision"] == "bf16"
+    assert 0 < out16["conv_s"] < out16["step_s_profiled"]
 
 
 def test_gemm_peak_engines_compute_the_same_product_and_the_peak_is_the_faster():
