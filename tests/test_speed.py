@@ -124,6 +124,14 @@ def test_fused_sgd_updates_channels_last_weights_without_copies():
     view = nhwc_view(ours[0])
     assert view is not None and view.is_contiguous() and view.data_ptr() == ours[0].data_ptr()
     assert nhwc_view(ours[2]) is None and nhwc_view(ours[0].contiguous()) is None
+    calls = []
+
+    def closure():  # runs once, before the update, and its loss comes back
+        calls.append(1)
+        return torch.tensor(1.5)
+
+    before = ours[0].detach().clone()
+    assert opt_ours.step(closure).item() == 1.5 and calls == [1] and not torch.equal(ours[0], before)
 
 
 def test_training_loss_is_logged_at_the_curve_points(tmp_path):

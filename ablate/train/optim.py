@@ -28,17 +28,18 @@ class FusedSGD(torch.optim.SGD):
 
     @torch.no_grad()
     def step(self, closure=None):
+        loss = None
+        if closure is not None:  # first: the closure computes the gradients
+            with torch.enable_grad():
+                loss = closure()
         triples = []
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             buffers = [self.state[p].get("momentum_buffer") for p in params]
             if group["momentum"] == 0 or any(b is None for b in buffers) or any(p.grad.is_sparse for p in params):
-                return super().step(closure)
+                super().step()
+                return loss
             triples.append((group, params, buffers))
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
         for group, params, buffers in triples:
             ps, gs, bs = [], [], []
             for p, b in zip(params, buffers, strict=True):
