@@ -131,7 +131,7 @@ def machine() -> dict[str, Any]:
 GEMM_ENGINES = ("matmul", "conv1x1")
 
 
-def gemm_product(n: int, dtype: torch.dtype, engine: str = "matmul") -> Callable[[], torch.Tensor]:
+def gemm_product(n: int, dtype: torch.dtype, engine: str) -> Callable[[], torch.Tensor]:
     """One n x n x n matrix product (2 n^3 FLOPs) on the bench device, by ``engine``: ``"matmul"`` is ``a @ b``
     (on CPU, fp32 goes to the BLAS, MKL); ``"conv1x1"`` is the same product as a 1x1 convolution over an n-pixel
     channels_last map (on CPU, oneDNN, the library that runs the model's convolutions)."""
@@ -147,7 +147,7 @@ def gemm_product(n: int, dtype: torch.dtype, engine: str = "matmul") -> Callable
     raise ValueError(f"engine {engine!r}: allowed {', '.join(GEMM_ENGINES)}")
 
 
-def gemm_peak(n: int, dtype: torch.dtype, repeats: int = 3, engine: str = "matmul") -> float:
+def gemm_peak(n: int, dtype: torch.dtype, repeats: int, engine: str) -> float:
     """FLOP/s of ``gemm_product(n, dtype, engine)`` (the best of ``repeats``). Both engines are GEMMs; which is
     faster depends on the CPU (MKL runs a slower code path on non-Intel CPUs), so the peak a step is held against
     is the faster of the two (``machine_gemm_peak``)."""
