@@ -9,8 +9,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from ablate.config import Recipe
-from ablate.data.datamodule import build_datasets
+from ablate.config.schema import Recipe
+from ablate.data.loader import build_datasets
 from ablate.train.job import quiet
 from ablate.train.module import SegmentationModule
 

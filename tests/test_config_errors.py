@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ablate.cli import app
-from ablate.config import load_study
-from ablate.errors import ConfigError
+from ablate.core.errors import ConfigError
+from ablate.study.load import load_study
 
 runner = CliRunner()
 

@@ -10,9 +10,12 @@ import pytest
 import torch
 from data_fixtures import H, W, make_ade20k, make_cityscapes, make_voc
 
-from ablate.config import ADE20KData, CityscapesData, Recipe, VOCData
-from ablate.data.datamodule import build_datasets
-from ablate.data.layout import DataRootError, check_root
+from ablate.config.schema import Recipe
+from ablate.data.ade20k import ADE20KData
+from ablate.data.base import DataRootError
+from ablate.data.cityscapes import CityscapesData
+from ablate.data.loader import build_datasets
+from ablate.data.voc import VOCData
 
 CROP = 64
 
@@ -103,11 +106,11 @@ def test_missing_root_is_one_line_with_the_layout(tmp_path, monkeypatch):
     for var in ("ABLATE_VOC_ROOT", "ABLATE_DATA_ROOT"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(DataRootError) as err:
-        check_root("voc", None, ("trainaug", "val"))
+        VOCData().check()
     msg = str(err.value)
     assert "\n" not in msg and "ABLATE_VOC_ROOT" in msg and "VOCdevkit/VOC2012" in msg
     with pytest.raises(DataRootError, match="is not a folder"):
-        check_root("cityscapes", str(tmp_path / "nope"), ("train", "val"))
+        CityscapesData(root=str(tmp_path / "nope")).check()
     (tmp_path / "VOCdevkit" / "VOC2012" / "JPEGImages").mkdir(parents=True)
     with pytest.raises(DataRootError, match="has no VOCdevkit/VOC2012/SegmentationClass") as err:
         build_datasets(VOCData(root=str(tmp_path)))

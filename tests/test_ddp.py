@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablate.config import Recipe
-from ablate.data.datamodule import build_datasets
+from ablate.config.schema import Recipe
+from ablate.data.loader import build_datasets
 from ablate.models.segmenter import build_model
 from ablate.train.evaluate import evaluate
 
@@ -88,7 +88,7 @@ def test_a_failing_rank_zero_kills_the_processes_it_launched():
     a collective for a rank that is gone (a launcher without processes, e.g. under SLURM, is left alone)."""
     from types import SimpleNamespace
 
-    from ablate.train.job import _stop_children
+    from ablate.train.loop import _stop_children
 
     procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
     _stop_children(SimpleNamespace(strategy=SimpleNamespace(launcher=SimpleNamespace(procs=procs))))

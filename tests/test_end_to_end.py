@@ -64,7 +64,7 @@ def test_eval_only_axis_trains_once(tiny_study, tmp_path):
     cmd = [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(tmp_path / "results")]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 runs (1 trainings)" in out.stdout and "reused training" in out.stdout
+    assert "2 runs (1 training)" in out.stdout and "reused training" in out.stdout
     assert len(list((tmp_path / "results" / "ev" / "trainings").iterdir())) == 1
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "ev" / "runs").glob("*/metrics.json")]
     assert sorted(r["trained"] for r in records) == [False, True]

@@ -10,14 +10,19 @@ import sys
 import numpy as np
 import pytest
 import torch
+from tests_helpers import stacked, synthetic
 from torch import nn
 
-from ablate.config import CRFConfig, EvalConfig, ModelConfig, Recipe, validate
-from ablate.data.synthetic import SyntheticSegmentation, make_sample
-from ablate.errors import ConfigError
-from ablate.models.params import ASPPParams
+from ablate.config.errors import validate
+from ablate.config.schema import CRFConfig, EvalConfig, Recipe
+from ablate.core.errors import ConfigError
+from ablate.core.hashing import stable_hash
+from ablate.data.synthetic import make_sample
+from ablate.models.heads import HEADS
+from ablate.models.heads.aspp import ASPPParams
 from ablate.models.segmenter import build_model
-from ablate.study.grid import Run, stable_hash
+from ablate.models.spec import ModelConfig
+from ablate.study.grid import Run
 from ablate.train.crf import CRFPool, dense_crf
 from ablate.train.evaluate import evaluate
 from ablate.train.inference import build_eval_model, eval_model_config, predict, sliding_window
@@ -40,11 +45,11 @@ def net(one_thread) -> nn.Module:
     """The tiny model, trained for a few seconds so that its predictions are neither constant nor perfect."""
     torch.manual_seed(0)
     model = build_model(MODEL, K).train()
-    data = SyntheticSegmentation("train", 32, 48, seed=0)
+    images, labels = stacked(synthetic("train", 32, 48))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(60):
         i = torch.randint(0, 32, (8,))
-        loss = nn.functional.cross_entropy(model(data.images[i]), data.labels[i], ignore_index=255)
+        loss = nn.functional.cross_entropy(model(images[i]), labels[i], ignore_index=255)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -67,7 +72,7 @@ class Pointwise(nn.Module):
 def test_sliding_window_covering_the_image_is_whole_image(net):
     """The net is trained on 48-pixel crops; the validation images are larger (64). A window that covers the image
     gives exactly the whole-image prediction; crop-sized windows give another, valid one."""
-    images = SyntheticSegmentation("val", 2, 64, seed=0).images
+    images = stacked(synthetic("val", 2, 64))[0]
     whole = predict(net, images, EvalConfig())
     for tile in (64, 96):  # the window covers the image (a window is never larger than the image)
         assert torch.equal(predict(net, images, EvalConfig(tile=tile)), whole)
@@ -116,11 +121,11 @@ def test_eval_output_stride_same_weights_other_numbers(net):
         return {m.dilation for m in model.backbone.modules() if isinstance(m, nn.Conv2d)}
 
     assert dilations(net) == {(1, 1), (2, 2)} and dilations(model8) == {(1, 1), (2, 2), (4, 4)}
-    data = SyntheticSegmentation("val", 8, 64, seed=0)
+    data = synthetic("val", 8, 64)
     m16 = evaluate(net, data, EvalConfig(batch_size=4), K)
     m8 = evaluate(model8, data, EvalConfig(batch_size=4, output_stride=8), K)
     assert m8["miou"] != m16["miou"]
-    images = data.images[:2]
+    images = stacked(data)[0][:2]
     assert not torch.allclose(predict(net, images, EvalConfig()), predict(model8, images, ev8))
 
 
@@ -133,7 +138,7 @@ def _noisy(label: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def test_rgb_is_the_denormalised_uint8_image():
-    data = SyntheticSegmentation("val", 2, 40, seed=3)
+    data = synthetic("val", 2, 40, seed=3)
     rgb = data.rgb(1)
     assert rgb.dtype == np.uint8 and rgb.shape == (40, 40, 3) and rgb.flags["C_CONTIGUOUS"]
     image, _ = make_sample(3, "val", 1, 40)
@@ -141,8 +146,8 @@ def test_rgb_is_the_denormalised_uint8_image():
 
 
 def test_dense_crf_cleans_up_noise():
-    data = SyntheticSegmentation("val", 2, 64, seed=0)
-    label = data.labels[0].numpy()
+    data = synthetic("val", 2, 64)
+    label = data[0][1].numpy()
     probs = _noisy(label)
     q = dense_crf(probs, data.rgb(0), CRFConfig(enabled=True))
     assert q.shape == probs.shape and np.allclose(q.sum(0), 1, atol=1e-4)
@@ -153,8 +158,8 @@ def test_dense_crf_cleans_up_noise():
 
 
 def test_crf_pool_matches_one_worker():
-    data = SyntheticSegmentation("val", 6, 48, seed=1)
-    items = [(_noisy(data.labels[i].numpy(), i), data.rgb(i)) for i in range(6)]
+    data = synthetic("val", 6, 48, seed=1)
+    items = [(_noisy(data[i][1].numpy(), i), data.rgb(i)) for i in range(6)]
     cfg = CRFConfig(enabled=True, iterations=3)
     with CRFPool(cfg, 1) as one, CRFPool(cfg, 2) as two:
         serial = list(one.imap(items))
@@ -163,7 +168,7 @@ def test_crf_pool_matches_one_worker():
 
 
 def test_evaluate_with_crf(net):
-    data = SyntheticSegmentation("val", 6, 48, seed=0)
+    data = synthetic("val", 6, 48)
     off = evaluate(net, data, EvalConfig(batch_size=4), K)
     on1 = evaluate(net, data, EvalConfig(batch_size=4, crf=CRFConfig(enabled=True, workers=1)), K)
     on2 = evaluate(net, data, EvalConfig(batch_size=4, crf=CRFConfig(enabled=True, workers=2)), K)
@@ -226,7 +231,7 @@ def test_eval_axes_train_once_and_ablate_eval(tiny_study, tmp_path):
         [*cli, "run", str(study), "-r", str(results)], capture_output=True, text=True, cwd=tmp_path, env=env
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "4 runs (1 trainings)" in out.stdout and out.stdout.count("(trained)") == 1
+    assert "4 runs (1 training)" in out.stdout and out.stdout.count("(trained)") == 1
     assert len(list((results / "ev" / "trainings").iterdir())) == 1
     runs = sorted((results / "ev" / "runs").iterdir())
     records = {r: json.loads((r / "metrics.json").read_text()) for r in runs}
@@ -255,9 +260,9 @@ def test_eval_axes_train_once_and_ablate_eval(tiny_study, tmp_path):
 
 def test_eval_output_stride_checked_before_training(tiny_study):
     """A backbone that cannot dilate is refused at the eval output stride too, naming the eval axis."""
-    from ablate.cli import _preflight
-    from ablate.config import load_study
     from ablate.study.grid import expand
+    from ablate.study.load import load_study
+    from ablate.train.preflight import preflight
 
     study = tiny_study(
         "name: v\nrecipe: recipe.yaml\n"
@@ -266,17 +271,13 @@ def test_eval_output_stride_checked_before_training(tiny_study):
     )
     loaded = load_study(study)
     with pytest.raises(ConfigError, match=r"axes\.eval\.output_stride: backbone 'vgg11' cannot run at output stride 8"):
-        _preflight(loaded, expand(loaded))
+        preflight((r.config for r in expand(loaded)), loaded.source_of)
 
 
-@pytest.mark.parametrize("head", ["none", "aspp", "ppm", "spp", "context", "hdc", "deformable"])
+@pytest.mark.parametrize("head", list(HEADS))
 def test_every_head_evaluates_at_another_output_stride(head):
     """Trained at OS 16, evaluated at OS 8: the weights load strictly and the net runs, whatever the head."""
-    from ablate.models.params import HEAD_PARAMS
-
-    if head not in HEAD_PARAMS:
-        pytest.skip(f"no head {head!r} on this branch")
-    params = HEAD_PARAMS[head]
+    params = HEADS[head]
     kwargs = {"name": head, **({"channels": 16} if "channels" in params.model_fields else {})}
     cfg = ModelConfig(backbone="test_resnet", output_stride=16, head=params.model_validate(kwargs))
     trained = build_model(cfg, K).eval()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_RECIPE
 
-from ablate.study.store import FAULT_ENV
+from ablate.core.files import FAULT_ENV
 
 STUDY = """
 name: crash
@@ -106,9 +106,10 @@ def test_a_checkpoint_not_in_this_versions_format_restarts_the_training(tmp_path
     import torch
     import yaml
 
-    from ablate.config import Recipe
-    from ablate.data.datamodule import build_datasets
-    from ablate.train.job import CHECKPOINT_FILE, train
+    from ablate.config.schema import Recipe
+    from ablate.data.loader import build_datasets
+    from ablate.train.checkpoint import CHECKPOINT_FILE
+    from ablate.train.loop import train
 
     torch.save({"global_step": 2, "state_dict": {}, "optimizer_states": []}, tmp_path / CHECKPOINT_FILE)
     notes = []

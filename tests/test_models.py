@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate.config import ModelConfig
 from ablate.models.backbone import Backbone, BuildError
 from ablate.models.segmenter import build_model
+from ablate.models.spec import ModelConfig
 
 
 @pytest.mark.parametrize("name", ["test_resnet", "test_efficientnet"])
@@ -76,11 +76,11 @@ def test_aspp_branch_count_follows_rates():
 def test_aspp_rate_changes_receptive_field():
     """A pixel far from the centre influences the centre output only through a branch whose rate reaches it."""
     torch.manual_seed(0)
-    from ablate.models.heads.aspp import ASPP
-    from ablate.models.params import ASPPParams
+    from ablate.models.heads.aspp import ASPPParams
+    from ablate.models.segmenter import build_head
 
     def influence(rates):
-        head = ASPP(4, ASPPParams(rates=rates, image_pooling=False, channels=4, dropout=0.0)).eval()
+        head = build_head(ASPPParams(rates=rates, image_pooling=False, channels=4, dropout=0.0), 4).eval()
         x = torch.randn(1, 4, 21, 21, requires_grad=True)
         head(x)[0, :, 10, 10].sum().backward()
         return x.grad[0].abs().sum(0)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate.config import ModelConfig, Recipe
+from ablate.config.schema import Recipe
 from ablate.models.backbone import Backbone, BuildError
 from ablate.models.segmenter import build_model
+from ablate.models.spec import ModelConfig
 from ablate.train.module import SegmentationModule
 
 

@@ -13,9 +13,12 @@ import pytest
 import yaml
 from data_fixtures import make_voc
 
-from ablate.config import ConfigError, EvalConfig, load_study
-from ablate.study.grid import expand, format_value
-from ablate.study.reference import caption, join_reference, paper_layout
+from ablate.config.schema import EvalConfig
+from ablate.core.errors import ConfigError
+from ablate.core.text import format_value
+from ablate.report.reference import caption, join_reference, paper_layout
+from ablate.study.grid import expand
+from ablate.study.load import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = sorted((REPO / "studies" / "paper").glob("*.yaml"))
@@ -139,7 +142,7 @@ def test_paper_study_on_the_voc_fixture_end_to_end(tmp_path):
 
 
 def test_reference_markdown_section():
-    from ablate.study.reference import reference_markdown
+    from ablate.report.reference import reference_markdown
 
     study = {"reference": REF, "baseline": {"model.output_stride": 16}}
     summary = pd.DataFrame({"model.output_stride": ["8", "16"], "miou_mean": [55.0, 50.0], "n": [1, 1]})

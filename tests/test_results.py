@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests_helpers import Quiet, run_study
 
-from ablate.config import load_study
+from ablate.report.render import to_csv, to_html, to_latex, to_markdown
+from ablate.report.table import build, mark
 from ablate.study.grid import expand
-from ablate.study.runner import run_study
+from ablate.study.load import load_study
+from ablate.study.results import collect
 from ablate.study.store import Store
-from ablate.study.tables import build, mark, to_csv, to_html, to_latex, to_markdown
 
 # ------------------------------------------------------------------------------------------------- tables, no torch
 FAKE = """
@@ -29,11 +31,6 @@ seeds: [0, 1, 2]
 baseline: {model.head.rates: [1], model.output_stride: 16}
 table: {rows: model.head.rates, columns: model.output_stride, metric: miou}
 """
-
-
-class Quiet:
-    def print(self, *args, **kwargs):
-        pass
 
 
 def fake_job(config, run_dir, train_dir, progress):
@@ -65,7 +62,7 @@ def fake_study(tiny_study, tmp_path):
 
 def test_table_delta_significance_cost_and_failures(fake_study):
     loaded, runs, store = fake_study
-    t = build(loaded, runs, store)
+    t = build(loaded.study, collect(runs, store), {r.id: r.label for r in runs})
     s = t.summary.set_index(["model.head.rates", "model.output_stride"])
     assert s.loc[("(2,4)", "16"), "delta_miou"] == pytest.approx(20.0)
     assert s.loc[("(2,4)", "16"), "p_miou"] < 0.001  # 3 seeds each, 20 points apart, std 1
@@ -100,7 +97,7 @@ def test_table_delta_significance_cost_and_failures(fake_study):
 
 def test_formats(fake_study):
     loaded, runs, store = fake_study
-    t = build(loaded, runs, store)
+    t = build(loaded.study, collect(runs, store), {r.id: r.label for r in runs})
     md = to_markdown(t)
     assert "| rates | output_stride | mIoU |" in md and "+20.00***" in md and "FAILED 3/3" in md
     assert "Failed runs:" in md and "Missing runs:" in md
@@ -122,7 +119,7 @@ def test_marks():
 
 def test_study_package_imports_no_torch():
     code = (
-        "import sys, ablate.study.tables, ablate.study.report, ablate.study.wandb_sink; print('torch' in sys.modules)"
+        "import sys, ablate.report.table, ablate.report.page, ablate.study.wandb_sink; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -186,10 +183,10 @@ def test_failing_study_still_gives_table_and_report(finished):
     report = (study / "report.html").read_text()
     assert "FloatingPointError: loss is nan at step 2" in report
     assert report.count("data:image/png;base64,") == 5  # every plot inline, none missing
-    record = json.loads(next((study / "runs").glob("*/metrics.json")).read_text())
-    assert {"params", "macs", "latency_ms", "peak_mem_mb", "hardware"} <= set(record.get("cost", {})) or (
-        record["status"] == "failed"
-    )
+    records = [json.loads(p.read_text()) for p in (study / "runs").glob("*/metrics.json")]
+    done = [r for r in records if r["status"] == "done"]
+    assert len(records) == 8 and len(done) == 4
+    assert all({"params", "macs", "latency_ms", "peak_mem_mb", "hardware"} <= set(r["cost"]) for r in done)
 
 
 def test_table_formats_from_cli(finished):

@@ -44,7 +44,7 @@ def test_study_runs_on_slurm_and_table_is_collected(cluster, tiny_study, tmp_pat
     study = tiny_study("name: sl\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16]}\n" + EXECUTOR)
     out = _ablate("run", str(study), "--results", str(tmp_path / "r"))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "submitted 2 SLURM job(s) for 2 run(s)" in out.stdout
+    assert "submitted 2 SLURM jobs for 2 runs" in out.stdout
     records = [json.loads(p.read_text()) for p in (tmp_path / "r" / "sl" / "runs").glob("*/metrics.json")]
     assert [r["status"] for r in records] == ["done", "done"]
     assert (tmp_path / "r" / "sl" / "table.csv").read_text().count("\n") == 3

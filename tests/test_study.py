@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests_helpers import Quiet, run_study
 
-from ablate.config import load_study
+from ablate.core.files import atomic_write
+from ablate.report.table import summarize
 from ablate.study.grid import expand
-from ablate.study.runner import run_study
-from ablate.study.store import Store, atomic_write
-from ablate.study.tables import collect, summarize
+from ablate.study.load import load_study
+from ablate.study.results import collect
+from ablate.study.store import Store
 
 STUDY = """
 name: s
@@ -21,11 +23,6 @@ axes:
 seeds: [0, 1, 2]
 baseline: {model.head.rates: [1], model.output_stride: 16}
 """
-
-
-class Quiet:
-    def print(self, *args, **kwargs):
-        pass
 
 
 def fake_job(calls):

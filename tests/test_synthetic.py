@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from tests_helpers import stacked, synthetic
 
-from ablate.data.synthetic import CLASSES, IGNORE_INDEX, SyntheticSegmentation, denormalize, make_sample
+from ablate.data.synthetic import CLASSES, IGNORE_INDEX, make_sample
 
 
 def test_deterministic_by_seed_and_split():
@@ -17,19 +18,21 @@ def test_deterministic_by_seed_and_split():
 
 
 def test_labels_cover_every_class_and_ignore():
-    ds = SyntheticSegmentation("train", 64, 48, seed=0)
-    values = set(ds.labels.unique().tolist())
+    ds = synthetic("train", 64, 48)
+    images, labels = stacked(ds)
+    values = set(labels.unique().tolist())
     assert values == set(range(len(CLASSES))) | {IGNORE_INDEX}
-    assert ds.images.shape == (64, 3, 48, 48)
-    rgb = denormalize(ds.images)
+    assert images.shape == (64, 3, 48, 48)
+    rgb = ds.denormalize(images)
     assert rgb.min() >= 0 and rgb.max() <= 1
 
 
 def test_shape_insides_share_texture_across_classes():
     """Colour is no cue: per-class mean colour inside shapes is close to the overall mean."""
-    ds = SyntheticSegmentation("train", 128, 48, seed=0)
-    rgb = denormalize(ds.images).permute(0, 2, 3, 1).reshape(-1, 3).numpy()
-    labels = ds.labels.reshape(-1).numpy()
+    ds = synthetic("train", 128, 48)
+    images, labels = stacked(ds)
+    rgb = ds.denormalize(images).permute(0, 2, 3, 1).reshape(-1, 3).numpy()
+    labels = labels.reshape(-1).numpy()
     inside = (labels > 0) & (labels != IGNORE_INDEX)
     overall = rgb[inside].mean(0)
     for c in range(1, len(CLASSES)):

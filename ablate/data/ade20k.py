@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic import PositiveInt
 
-from ablate.data.folder import FolderSegmentation, limit, read_index_png
-from ablate.data.layout import check_root
+from ablate.data.base import DATASETS, Source
+from ablate.data.folder import FolderData, limit, read_index_png
 
 # objectInfo150 (first name of each class), in annotation order 1..150
 CLASSES = (
@@ -33,16 +34,34 @@ LUT = np.full(256, 255, np.uint8)
 LUT[1:151] = np.arange(150, dtype=np.uint8)
 
 
-class ADE20KSegmentation(FolderSegmentation):
-    classes = CLASSES
 
-    def __init__(self, cfg: Any, split: str, augment: bool, max_items: int | None = None):
-        root = check_root("ade20k", cfg.root, (split,)) / "ADEChallengeData2016"
+def read_label(source) -> np.ndarray:
+    return LUT[read_index_png(source, "an ADE20K annotation PNG")]
+
+
+@DATASETS.register
+class ADE20KData(FolderData):
+    """ADE20K SceneParsing (ADEChallengeData2016), 150 classes; PSPNet's crop 473."""
+
+    name: Literal["ade20k"] = "ade20k"
+    train_split: Literal["training", "validation"] = "training"
+    val_split: Literal["validation", "training"] = "validation"
+    crop_size: PositiveInt = 473
+
+    classes: ClassVar[tuple[str, ...]] = CLASSES
+    LAYOUT: ClassVar[str] = (
+        "ROOT/ADEChallengeData2016/images/{training,validation}/*.jpg and "
+        "ROOT/ADEChallengeData2016/annotations/{training,validation}/*.png"
+    )
+
+    def required(self, split: str) -> list[str]:
+        return [f"ADEChallengeData2016/images/{split}", f"ADEChallengeData2016/annotations/{split}"]
+
+    def source(self, split: str) -> Source:
+        name = self.split_name(split)
+        root = self.checked_root((name,)) / "ADEChallengeData2016"
         items = [
-            (image, root / "annotations" / split / f"{image.stem}.png")
-            for image in sorted((root / "images" / split).glob("*.jpg"))
+            (image, root / "annotations" / name / f"{image.stem}.png")
+            for image in sorted((root / "images" / name).glob("*.jpg"))
         ]
-        super().__init__(limit(items, max_items), cfg, augment)
-
-    def read_label(self, source) -> np.ndarray:
-        return LUT[read_index_png(source, "an ADE20K annotation PNG")]
+        return self.folder_source(limit(items, self.limit_of(split)), read_label)

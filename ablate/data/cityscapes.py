@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic import PositiveInt
 
-from ablate.data.folder import FolderSegmentation, limit, read_index_png
-from ablate.data.layout import check_root
+from ablate.data.base import DATASETS, Source
+from ablate.data.folder import FolderData, limit, read_index_png
 
 CLASSES = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
@@ -22,16 +23,34 @@ for _label, _train in LABEL_TO_TRAIN.items():
     LUT[_label] = _train
 
 
-class CityscapesSegmentation(FolderSegmentation):
-    classes = CLASSES
 
-    def __init__(self, cfg: Any, split: str, augment: bool, max_items: int | None = None):
-        root = check_root("cityscapes", cfg.root, (split,))
+def read_label(source) -> np.ndarray:
+    return LUT[read_index_png(source, "a gtFine labelIds PNG")]
+
+
+@DATASETS.register
+class CityscapesData(FolderData):
+    """Cityscapes gtFine, 19 train ids; DeepLabv3's crop 769."""
+
+    name: Literal["cityscapes"] = "cityscapes"
+    train_split: Literal["train", "val"] = "train"
+    val_split: Literal["val", "train"] = "val"
+    crop_size: PositiveInt = 769
+
+    classes: ClassVar[tuple[str, ...]] = CLASSES
+    LAYOUT: ClassVar[str] = (
+        "ROOT/leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png and "
+        "ROOT/gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png"
+    )
+
+    def required(self, split: str) -> list[str]:
+        return [f"leftImg8bit/{split}", f"gtFine/{split}"]
+
+    def source(self, split: str) -> Source:
+        name = self.split_name(split)
+        root = self.checked_root((name,))
         items = []
-        for image in sorted((root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png")):
+        for image in sorted((root / "leftImg8bit" / name).glob("*/*_leftImg8bit.png")):
             stem = image.name[: -len("_leftImg8bit.png")]
-            items.append((image, root / "gtFine" / split / image.parent.name / f"{stem}_gtFine_labelIds.png"))
-        super().__init__(limit(items, max_items), cfg, augment)
-
-    def read_label(self, source) -> np.ndarray:
-        return LUT[read_index_png(source, "a gtFine labelIds PNG")]
+            items.append((image, root / "gtFine" / name / image.parent.name / f"{stem}_gtFine_labelIds.png"))
+        return self.folder_source(limit(items, self.limit_of(split)), read_label)

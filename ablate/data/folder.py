@@ -1,26 +1,22 @@
-"""Base class of the real data sets: a list of (image file, label source) pairs read from a root folder.
+"""Real data sets read from a local root folder (nothing is downloaded): the root, the layout check, and the readers
+of images, palette/index PNGs and split lists. Torch-free (``ablate plan`` and the preflight use it).
 
-``ds[i]`` is the item without augmentation (validation: padded bottom/right to at least the crop size, label
-padding = ignore); ``ds[(i, key)]`` draws the papers' augmentation from ``numpy.random.default_rng(key)`` (see
-``ablate.data.sampling`` and ``ablate.data.transforms``). ``ds.rgb(i)`` is the uint8 H x W x 3 RGB image exactly
-aligned with ``ds[i]`` (same padding), for post-processing such as the dense CRF; ``ds.denormalize`` maps
-normalised tensors back to RGB in [0, 1].
-"""
+A root comes from the recipe (``data.root``) or, when that is not given, from ``ABLATE_<NAME>_ROOT``, else
+``$ABLATE_DATA_ROOT/<name>``. A missing or malformed root raises ``DataRootError``: one line with the layout that was
+expected."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from pydantic import PositiveInt
 
-from ablate.data import transforms as T
-from ablate.data.layout import DataRootError
-
-IGNORE_INDEX = 255
+from ablate.data.base import DataRootError, DataSpec
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -39,64 +35,6 @@ def read_index_png(path: Path, what: str) -> np.ndarray:
         return np.asarray(im)
 
 
-class FolderSegmentation(Dataset):
-    """Items: ``self.items`` = list of (image path, label source); subclasses implement ``read_label``."""
-
-    classes: tuple[str, ...] = ()
-    ignore_index = IGNORE_INDEX
-
-    def __init__(self, items: list[tuple[Path, Any]], cfg: Any, augment: bool):
-        if not items:
-            raise DataRootError(f"data.root: no images found for data set '{cfg.name}' ({self.describe(cfg)})")
-        self.items = items
-        self.augment = augment
-        self.crop = cfg.crop_size
-        self.scale = (cfg.scale_min, cfg.scale_max)
-        self.flip = cfg.flip
-        self.mean = tuple(cfg.mean)
-        self.std = tuple(cfg.std)
-
-    @staticmethod
-    def describe(cfg: Any) -> str:
-        return f"root {cfg.root or '(from the environment)'}"
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def read_label(self, source: Any) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The raw (RGB uint8 H x W x 3, train-id label uint8 H x W) pair of item ``index``."""
-        path, source = self.items[index]
-        image, label = read_rgb(path), self.read_label(source)
-        if image.shape[:2] != label.shape:
-            raise DataRootError(f"data.root: {path}: image is {image.shape[:2]} but its label is {label.shape}")
-        return image, label
-
-    def _padded(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image, label = self.load(index)
-        fill = tuple(int(round(255 * m)) for m in self.mean)
-        return T.pad_to(image, label, self.crop, self.crop, fill, self.ignore_index)
-
-    def rgb(self, index: int) -> np.ndarray:
-        """uint8 H x W x 3 RGB of ``ds[index]`` (un-augmented, same padding), e.g. for the dense CRF."""
-        return self._padded(index)[0]
-
-    def denormalize(self, images: torch.Tensor) -> torch.Tensor:
-        return T.denormalize(images, self.mean, self.std)
-
-    def __getitem__(self, item: int | tuple[int, tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, key = item if isinstance(item, tuple) else (item, None)
-        if self.augment and key is not None:
-            image, label = self.load(index)
-            rng = np.random.default_rng(key)
-            image, label = T.augment(image, label, rng, self.crop, self.scale, self.flip, self.mean, self.ignore_index)
-        else:
-            image, label = self._padded(index)
-        return T.to_tensors(image, label, self.mean, self.std)
-
-
 def read_list(path: Path) -> list[str]:
     """Image ids of a split file (first token of each non-empty line)."""
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
@@ -104,3 +42,87 @@ def read_list(path: Path) -> list[str]:
 
 def limit(items: list, n: int | None) -> list:
     return items if not n else items[:n]
+
+
+@dataclass
+class FolderSource:
+    """(image file, label source) pairs; ``read_label`` turns a label source into train ids."""
+
+    items: list[tuple[Path, Any]]
+    read_label: Any
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        path, source = self.items[index]
+        image, label = read_rgb(path), self.read_label(source)
+        if image.shape[:2] != label.shape:
+            raise DataRootError(f"data.root: {path}: image is {image.shape[:2]} but its label is {label.shape}")
+        return image, label
+
+
+class FolderData(DataSpec):
+    """A data set under a root folder. Subclasses give ``LAYOUT`` (the expected layout, for errors),
+    ``required(split)`` (paths the root must hold for that split) and ``source``."""
+
+    root: str | None = None
+    crop_size: PositiveInt = 513
+    train_split: str = "train"
+    val_split: str = "val"
+    max_train: PositiveInt | None = None  # first N training images only (smoke tests, reduced runs)
+    max_val: PositiveInt | None = None  # first N validation images only
+
+    LAYOUT: ClassVar[str] = ""
+
+    @property
+    def crop(self) -> int:
+        return self.crop_size
+
+    def required(self, split: str) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def split_name(self, split: str) -> str:
+        return self.train_split if split == "train" else self.val_split
+
+    def limit_of(self, split: str) -> int | None:
+        return self.max_train if split == "train" else self.max_val
+
+    def resolve_root(self) -> Path:
+        if self.root:
+            return Path(os.path.expandvars(os.path.expanduser(self.root)))
+        var = f"ABLATE_{self.name.upper()}_ROOT"
+        if os.environ.get(var):
+            return Path(os.environ[var])
+        if os.environ.get("ABLATE_DATA_ROOT"):
+            return Path(os.environ["ABLATE_DATA_ROOT"]) / self.name
+        raise DataRootError(
+            f"data.root: no root folder for data set '{self.name}': set data.root in the recipe (or --set "
+            f"data.root=PATH), or the environment variable {var} (or ABLATE_DATA_ROOT, which holds {self.name}/); "
+            f"expected layout: {self.LAYOUT}"
+        )
+
+    def checked_root(self, splits: tuple[str, ...]) -> Path:
+        """The root, after checking it holds what ``splits`` need; raises ``DataRootError`` naming the first
+        missing path and the layout."""
+        path = self.resolve_root()
+        if not path.is_dir():
+            raise DataRootError(
+                f"data.root: '{path}' is not a folder (data set '{self.name}'); expected layout: {self.LAYOUT}"
+            )
+        need = list(dict.fromkeys(p for split in splits for p in self.required(split)))
+        for rel in need:
+            if not (path / rel).exists():
+                raise DataRootError(
+                    f"data.root: '{path}' has no {rel} (data set '{self.name}', splits {', '.join(splits)}); "
+                    f"expected layout: {self.LAYOUT}"
+                )
+        return path
+
+    def check(self) -> None:
+        self.checked_root((self.train_split, self.val_split))
+
+    def folder_source(self, items: list[tuple[Path, Any]], read_label: Any) -> FolderSource:
+        if not items:
+            raise DataRootError(f"data.root: no images found for data set '{self.name}' (root {self.resolve_root()})")
+        return FolderSource(items, read_label)

@@ -18,14 +18,15 @@ Generated in memory with numpy, deterministic by (seed, split, index); no files,
 from __future__ import annotations
 
 import functools
+from typing import ClassVar, Literal
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
+from pydantic import Field, PositiveInt
+
+from ablate.data.base import DATASETS, DataSpec, Source
 
 CLASSES = ("background", "disc", "square", "triangle", "cross")
 IGNORE_INDEX = 255
-MEAN, STD = 0.5, 0.25  # images are normalised as (rgb - MEAN) / STD; ``denormalize`` undoes it
 _SPLITS = {"train": 0, "val": 1}
 
 
@@ -114,47 +115,45 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def denormalize(images: torch.Tensor) -> torch.Tensor:
-    """Normalised N x 3 x H x W tensor -> RGB in [0, 1]."""
-    return (images * STD + MEAN).clamp(0, 1)
-
-
 @functools.lru_cache(maxsize=8)
-def _generate(split: str, num_samples: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The normalised images and labels of one split, generated once per process: the runs of a study share them
-    (the tensors are never written to; augmentation makes new ones)."""
+def _generate(split: str, num_samples: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 RGB images and labels of one split, generated once per process: the runs of a study share them."""
     pairs = [make_sample(seed, split, i, size) for i in range(num_samples)]
-    images = np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2)
-    images = (torch.from_numpy(np.ascontiguousarray(images)) - MEAN) / STD
-    labels = torch.from_numpy(np.stack([p[1] for p in pairs])).long()
-    return images, labels
+    images = np.stack([(p[0] * 255).round().astype(np.uint8) for p in pairs])
+    return images, np.stack([p[1] for p in pairs])  # shared between runs: never written (tensors are new arrays)
 
 
-class SyntheticSegmentation(Dataset):
-    """All samples of one split, generated once into memory (and cached for the next run in this process)."""
-
-    classes = CLASSES
-    ignore_index = IGNORE_INDEX
-
-    def __init__(self, split: str, num_samples: int, size: int, seed: int = 0, augment: bool = False):
-        if split not in _SPLITS:
-            raise ValueError(f"split must be one of {list(_SPLITS)}, got {split!r}")
-        self.images, self.labels = _generate(split, num_samples, size, seed)
-        self.augment = augment
+class SyntheticSource:
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels = images, labels
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def rgb(self, index: int) -> np.ndarray:
-        """The image as the camera saw it (de-normalised), H x W x 3 uint8, C-contiguous: what a dense CRF needs."""
-        image = denormalize(self.images[index]).mul(255).round().to(torch.uint8)
-        return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.images[index], self.labels[index]
 
-    def __getitem__(self, item: int | tuple[int, tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``ds[i]``, or ``ds[(i, key)]`` with an augmentation key (``ablate.data.sampling``): training samples
-        are then flipped left-right with probability 1/2, drawn from ``default_rng(key)``."""
-        index, key = item if isinstance(item, tuple) else (item, None)
-        image, label = self.images[index], self.labels[index]
-        if self.augment and key is not None and np.random.default_rng(key).random() < 0.5:
-            image, label = image.flip(-1), label.flip(-1)
-        return image, label
+
+@DATASETS.register
+class SyntheticData(DataSpec):
+    """The embedded synthetic data set (see the module doc): generated in memory, no files."""
+
+    name: Literal["synthetic"] = "synthetic"
+    image_size: int = Field(default=96, ge=32, le=1024)
+    num_train: PositiveInt = 256
+    num_val: PositiveInt = 64
+    seed: int = 0
+    scale_min: float = Field(default=1.0, gt=0)
+    scale_max: float = Field(default=1.0, gt=0)
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+
+    classes: ClassVar[tuple[str, ...]] = CLASSES
+
+    @property
+    def crop(self) -> int:
+        return self.image_size
+
+    def source(self, split: str) -> Source:
+        n = self.num_train if split == "train" else self.num_val
+        return SyntheticSource(*_generate(split, n, self.image_size, self.seed))

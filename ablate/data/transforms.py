@@ -1,8 +1,8 @@
-"""The papers' training augmentation and normalisation, as pure functions of an RNG.
+"""The papers' training augmentation, as pure functions of an RNG (numpy; torch-free).
 
 Training (DeepLab v2/v3/v3+, PSPNet): random scale in [scale_min, scale_max] (bilinear image, nearest label),
 pad to the crop size (image with the mean colour, i.e. 0 after normalisation; label with ``ignore_index``), random
-crop, random left-right flip; then ImageNet mean/std normalisation. Every random number is drawn from the
+crop, random left-right flip (normalisation: ``ablate.data.loader``). Every random number is drawn from the
 ``numpy.random.Generator`` passed in (made from the sampler's augmentation key), so a training's batches are a pure
 function of (seed, step) and a resumed training is bit-identical.
 
@@ -13,11 +13,7 @@ crop size (label padding = ignore), so equally sized images batch together (VOC:
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def random_scale(
@@ -78,23 +74,3 @@ def augment(
     if flip and rng.random() < 0.5:
         image, label = image[:, ::-1], label[:, ::-1]
     return np.ascontiguousarray(image), np.ascontiguousarray(label)
-
-
-def to_tensors(
-    image: np.ndarray, label: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 H x W x 3 and H x W -> normalised float 3 x H x W and long H x W."""
-    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
-    m = torch.tensor(mean).view(3, 1, 1)
-    s = torch.tensor(std).view(3, 1, 1)
-    return (img - m) / s, torch.from_numpy(np.ascontiguousarray(label)).long()
-
-
-def denormalize(
-    images: torch.Tensor, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
-) -> torch.Tensor:
-    """Normalised N x 3 x H x W (or 3 x H x W) tensor -> RGB in [0, 1]."""
-    shape = (3, 1, 1) if images.dim() == 3 else (1, 3, 1, 1)
-    m = torch.tensor(mean, dtype=images.dtype, device=images.device).view(shape)
-    s = torch.tensor(std, dtype=images.dtype, device=images.device).view(shape)
-    return (images * s + m).clamp(0, 1)

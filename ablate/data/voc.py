@@ -10,17 +10,20 @@ the same VOC photos).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic import PositiveInt
 
-from ablate.data.folder import FolderSegmentation, limit, read_index_png, read_list
-from ablate.data.layout import DataRootError, check_root
+from ablate.data.base import DATASETS, DataRootError, Source
+from ablate.data.folder import FolderData, limit, read_index_png, read_list
 
 CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
+VOC = "VOCdevkit/VOC2012"
+SBD = "benchmark_RELEASE/dataset"
 
 
 def read_sbd_mat(path: Path) -> np.ndarray:
@@ -36,42 +39,58 @@ def read_sbd_mat(path: Path) -> np.ndarray:
     return seg.astype(np.uint8)
 
 
+def read_label(source: Path) -> np.ndarray:
+    if source.suffix == ".mat":
+        return read_sbd_mat(source)
+    label = read_index_png(source, "a VOC palette PNG")
+    bad = (label > 20) & (label != 255)
+    if bad.any():
+        raise DataRootError(f"data.root: {source}: label values {sorted(set(label[bad].tolist()))} not in 0..20, 255")
+    return label
+
+
 def split_ids(root: Path, split: str) -> list[str]:
-    voc = root / "VOCdevkit" / "VOC2012"
+    lists = root / VOC / "ImageSets" / "Segmentation"
     if split != "trainaug":
-        return read_list(voc / "ImageSets" / "Segmentation" / f"{split}.txt")
-    val = set(read_list(voc / "ImageSets" / "Segmentation" / "val.txt"))
-    sbd = root / "benchmark_RELEASE" / "dataset"
-    ids = read_list(voc / "ImageSets" / "Segmentation" / "train.txt")
-    ids += read_list(sbd / "train.txt") + read_list(sbd / "val.txt")
+        return read_list(lists / f"{split}.txt")
+    val = set(read_list(lists / "val.txt"))
+    ids = read_list(lists / "train.txt") + read_list(root / SBD / "train.txt") + read_list(root / SBD / "val.txt")
     return sorted(i for i in dict.fromkeys(ids) if i not in val)
 
 
-class VOCSegmentation(FolderSegmentation):
-    classes = CLASSES
+@DATASETS.register
+class VOCData(FolderData):
+    """PASCAL VOC 2012 (+ SBD for ``trainaug``): 21 classes; DeepLab's crop 513."""
 
-    def __init__(self, cfg: Any, split: str, augment: bool, max_items: int | None = None):
-        root = check_root("voc", cfg.root, (split,))
-        voc = root / "VOCdevkit" / "VOC2012"
-        sbd = root / "benchmark_RELEASE" / "dataset" / "cls"
+    name: Literal["voc"] = "voc"
+    train_split: Literal["trainaug", "train", "val"] = "trainaug"
+    val_split: Literal["val", "train"] = "val"
+    crop_size: PositiveInt = 513
+
+    classes: ClassVar[tuple[str, ...]] = CLASSES
+    LAYOUT: ClassVar[str] = (
+        "ROOT/VOCdevkit/VOC2012/{JPEGImages/*.jpg, SegmentationClass/*.png, ImageSets/Segmentation/{train,val}.txt} "
+        "and, for the trainaug split, ROOT/benchmark_RELEASE/dataset/{cls/*.mat, train.txt, val.txt} (SBD)"
+    )
+
+    def required(self, split: str) -> list[str]:
+        need = [f"{VOC}/JPEGImages", f"{VOC}/SegmentationClass"]
+        if split == "trainaug":
+            need += [f"{VOC}/ImageSets/Segmentation/train.txt", f"{VOC}/ImageSets/Segmentation/val.txt"]
+            return need + [f"{SBD}/cls", f"{SBD}/train.txt", f"{SBD}/val.txt"]
+        return need + [f"{VOC}/ImageSets/Segmentation/{split}.txt"]
+
+    def source(self, split: str) -> Source:
+        name = self.split_name(split)
+        root = self.checked_root((name,))
         items = []
-        for i in limit(split_ids(root, split), max_items):
-            png = voc / "SegmentationClass" / f"{i}.png"
+        for i in limit(split_ids(root, name), self.limit_of(split)):
+            png = root / VOC / "SegmentationClass" / f"{i}.png"
             if png.is_file():
-                source = png
-            elif split == "trainaug" and (sbd / f"{i}.mat").is_file():
-                source = sbd / f"{i}.mat"
+                label = png
+            elif name == "trainaug" and (root / SBD / "cls" / f"{i}.mat").is_file():
+                label = root / SBD / "cls" / f"{i}.mat"
             else:
-                raise DataRootError(f"data.root: '{root}': no label for image '{i}' of split {split} ({png})")
-            items.append((voc / "JPEGImages" / f"{i}.jpg", source))
-        super().__init__(items, cfg, augment)
-
-    def read_label(self, source: Path) -> np.ndarray:
-        if source.suffix == ".mat":
-            return read_sbd_mat(source)
-        label = read_index_png(source, "a VOC palette PNG")
-        bad = (label > 20) & (label != 255)
-        if bad.any():
-            values = sorted(set(label[bad].tolist()))
-            raise DataRootError(f"data.root: {source}: label values {values} not in 0..20, 255")
-        return label
+                raise DataRootError(f"data.root: '{root}': no label for image '{i}' of split {name} ({png})")
+            items.append((root / VOC / "JPEGImages" / f"{i}.jpg", label))
+        return self.folder_source(items, read_label)

@@ -1,4 +1,5 @@
-"""Model code: timm backbones, context heads, DeepLabv3+ decoder. Knows nothing about studies.
+"""Model code: timm backbones, context heads, DeepLabv3+ decoder. Knows nothing about studies or recipes.
 
-This package's ``__init__`` imports nothing so that ``ablate.models.params`` (torch-free) stays cheap to import.
+``spec`` (the ``model:`` section) and ``heads`` are torch-free; this ``__init__`` imports nothing, so they stay
+cheap to import.
 """

@@ -19,8 +19,8 @@ import timm
 import torch
 from torch import nn
 
-from ablate.models.heads.deformable import DeformConv
 from ablate.models.heads.hdc import warn_gridding
+from ablate.models.layers.deform import DeformConv
 
 
 class BuildError(ValueError):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.models.heads.base import conv_bn_relu
+from ablate.models.layers.conv import conv_bn_relu
 
 
 class Decoder(nn.Module):

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.config import ModelConfig
+from ablate.models import layers
 from ablate.models.backbone import Backbone
 from ablate.models.decoder import Decoder
-from ablate.models.heads import HEADS
+from ablate.models.heads import HeadParams
+from ablate.models.spec import ModelConfig
 
 
 class Segmenter(nn.Module):
@@ -25,7 +26,7 @@ class Segmenter(nn.Module):
             deformable_blocks=cfg.deformable_blocks,
             deformable_modulated=cfg.deformable_modulated,
         )
-        self.head = HEADS[cfg.head.name](self.backbone.high_channels, cfg.head)
+        self.head = build_head(cfg.head, self.backbone.high_channels)
         channels = self.head.out_channels
         self.decoder: Decoder | None = None
         if cfg.decoder.enabled:
@@ -66,6 +67,13 @@ def upsample_logits(logits: torch.Tensor, size: tuple[int, int] | torch.Size) ->
     loss's log-softmax runs in fp32 under autocast and over the channels, so bf16 or channels_last logits would be
     converted at full resolution (three full-size copies a bf16 step); converting the small map costs nothing."""
     return F.interpolate(logits.float().contiguous(), size=size, mode="bilinear", align_corners=False)
+
+
+def build_head(params: HeadParams, in_channels: int) -> nn.Module:
+    """The head's module (``params.build`` with the torch building blocks), with its ``out_channels``."""
+    module, out_channels = params.build(in_channels, layers)
+    module.out_channels = out_channels
+    return module
 
 
 def build_model(cfg: ModelConfig, num_classes: int) -> Segmenter:

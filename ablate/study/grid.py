@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablate.config import LoadedStudy, Recipe, apply_overrides, get_dotted, scale_value
+from pydantic import ValidationError
 
-
-def stable_hash(obj: Any, length: int = 10) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:length]
-
-
-def format_value(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return "(" + ",".join(format_value(v) for v in value) + ")"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}={format_value(v)}" for k, v in value.items()) + "}"
-    return str(value)
+from ablate.config.errors import format_error
+from ablate.config.loading import apply_overrides, get_dotted
+from ablate.config.schema import Recipe
+from ablate.core.errors import ConfigError
+from ablate.core.hashing import run_id, stable_hash, train_id
+from ablate.core.text import format_value
+from ablate.study.load import LoadedStudy, scale_value
 
 
 @dataclass(frozen=True)
@@ -51,7 +44,7 @@ class Run:
     @property
     def train_id(self) -> str:
         """Identifies the training: everything but ``eval.``. Runs sharing it share one trained model."""
-        return stable_hash({k: v for k, v in self.config.items() if k != "eval"})
+        return train_id(self.config)
 
     @property
     def config_key(self) -> str:
@@ -98,12 +91,41 @@ def effective(loaded: LoadedStudy, axes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_combinations(loaded: LoadedStudy, combos: list[dict[str, Any]]) -> None:
+    study = loaded.study
+    if not combos:
+        raise ConfigError(f"{loaded.path}: exclude: every combination of the axes is excluded; no run is left")
+    if study.baseline and not any(all(c[k] == v for k, v in study.baseline.items()) for c in combos):
+        shown = ", ".join(f"{k}={format_value(v)}" for k, v in study.baseline.items())
+        raise ConfigError(
+            f"{loaded.path}: baseline: no configuration of the grid has {shown} (zipped axes move together, and "
+            "exclude may have removed it); name a combination the grid runs"
+        )
+
+
 def expand(loaded: LoadedStudy) -> list[Run]:
+    """Every run of the study: its combinations of axis values times its seeds (raises ``ConfigError`` when the
+    grid is empty or has no baseline row)."""
     runs = []
-    for axes in combinations(loaded):
+    combos = combinations(loaded)
+    _check_combinations(loaded, combos)
+    for axes in combos:
         overrides = effective(loaded, axes)
         for seed in loaded.study.seeds:
             raw = apply_overrides(loaded.recipe, {**overrides, "seed": seed})
-            config = Recipe.model_validate(raw).model_dump(mode="json")  # defaults filled: ids don't depend on style
-            runs.append(Run(id=stable_hash(config), seed=seed, axes=axes, config=config, overrides=overrides))
+            try:  # defaults filled: ids don't depend on style
+                config = Recipe.model_validate(raw).model_dump(mode="json")
+            except ValidationError as exc:  # each value is valid alone (checked on load), this combination is not
+                key, msg = format_error(exc.errors()[0], Recipe)
+                combo = " ".join(f"{k}={format_value(v)}" for k, v in axes.items())
+                raise ConfigError(f"{loaded.path}: axes: the combination {combo}: {msg} (recipe key {key})") from None
+            runs.append(Run(id=run_id(config), seed=seed, axes=axes, config=config, overrides=overrides))
+    seen: dict[str, Run] = {}
+    for run in runs:
+        if run.id in seen:
+            raise ConfigError(
+                f"{loaded.path}: axes: '{seen[run.id].label}' and '{run.label}' are the same run (their resolved "
+                "recipes are equal); remove one of the values"
+            )
+        seen[run.id] = run
     return runs

@@ -2,75 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import signal
-import socket
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ablate.core.files import atomic_write, remove_stale_temporaries
+from ablate.core.locks import is_locked
 from ablate.study.grid import Run
-
-FAULT_ENV = "ABLATE_FAULT_KILL_BEFORE_RENAME"
-
-
-def fault_point(name: str) -> None:
-    """Fault injection for the crash tests: SIGKILL this process when ``$ABLATE_FAULT_KILL_BEFORE_RENAME`` names
-    the file about to be renamed into place (its temporary copy is written, the rename has not happened)."""
-    if os.environ.get(FAULT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        fault_point(path.name)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def file_lock(path: Path, blocking: bool = False) -> Iterator[bool]:
-    """An exclusive ``flock`` on ``path``; yields False (without waiting) when another process holds it and
-    ``blocking`` is False. The kernel releases it when the holder dies, kill -9 included."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def is_locked(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    with file_lock(path) as got:
-        return not got
 
 
 class Store:
@@ -91,8 +31,7 @@ class Store:
     def prepare(self, run: Run) -> Path:
         d = self.run_dir(run)
         d.mkdir(parents=True, exist_ok=True)
-        for stale in d.glob(".*.tmp"):  # left by a process killed mid-write
-            stale.unlink(missing_ok=True)
+        remove_stale_temporaries(d)  # left by a process killed mid-write
         record = {"id": run.id, "seed": run.seed, "axes": run.axes, "config": run.config}
         atomic_write(d / "config.yaml", yaml.safe_dump(record, sort_keys=False))
         return d

@@ -1,5 +1,6 @@
-"""W&B: one run per study run (started here, logged to by ``ablate.train.job``), grouped by study, and
-one summary run at the end of a study with the comparison table and the report's plots.
+"""W&B: one run per study run (started and ended by the worker around the job: the training loss at the curve's
+points, then the final metrics, per-class IoU and cost), grouped by study, and one summary run at the end of a study
+with the comparison table and the report's plots.
 
 Torch-free; ``wandb`` is imported only when something is logged.
 
@@ -11,9 +12,9 @@ Mode (``wandb: {mode: ...}`` in the study or the recipe, or ``ablate run --wandb
 - ``offline``: files only, under results/<study>/wandb/ (sync later with ``wandb sync``);
 - ``disabled``: nothing.
 
-The CLI hands the settings to the job through the environment variable ``ABLATE_WANDB`` (JSON), which local
-processes and SLURM jobs inherit; the job reads the run's id, seed and axis values from its run folder's
-config.yaml. No change to the runner's job signature.
+The CLI hands the settings to the workers through the environment variable ``ABLATE_WANDB`` (JSON), which local
+processes and SLURM jobs inherit. The training itself knows nothing of W&B: the worker forwards the loss points the
+job reports to its progress printer (``LoggingProgress``) and logs the record the job returns.
 """
 
 from __future__ import annotations
@@ -119,8 +120,92 @@ def init_run(ctx: dict[str, Any], **kwargs: Any):
         return wandb.init(**init_kwargs(ctx, mode="offline"), **kwargs)
 
 
+def start_run(spec: dict[str, Any], run_dir: Path) -> Any:
+    """A W&B run for this study run (None without a W&B context): group = study, tags = axis values. A failure to
+    start is a warning: logging never costs a run."""
+    from ablate.core.text import format_value
+
+    ctx = current()
+    if ctx is None:
+        return None
+    axes, seed, run_id = spec.get("axes") or {}, spec.get("seed"), spec.get("id", run_dir.name)
+    label = " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in axes.items())
+    try:
+        return init_run(
+            ctx,
+            name=f"{run_id} {label} seed={seed}".strip(),
+            job_type="run",
+            tags=tags_for(axes, seed),
+            config={**spec["config"], "ablate": {"run_id": run_id, "study": ctx["group"], "axes": axes, "seed": seed}},
+        )
+    except Exception as exc:  # noqa: BLE001 - logging must never cost a run
+        warnings.warn(f"W&B run not started ({type(exc).__name__}: {exc}); the run goes on without it", stacklevel=2)
+        return None
+
+
+class LoggingProgress:
+    """The job's progress printer, with each training loss point also logged to the W&B run."""
+
+    def __init__(self, progress: Any, wb: Any):
+        self.progress, self.wb = progress, wb
+
+    def step(self, step: int, steps: int, loss: float) -> None:
+        if self.wb is not None:
+            self.wb.log({"train/loss": loss}, step=step)
+        if self.progress is not None:
+            self.progress.step(step, steps, loss)
+
+    def note(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.note(message)
+
+
+def end_run(wb: Any, record: dict[str, Any] | None, train_dir: Path, stopped: bool = False) -> None:
+    """Finish the W&B run: the final metrics, per-class IoU and cost of a finished run (the curve too when the run
+    reused another's training), the error of a failed one; a stopped one is marked as such."""
+    if wb is None:
+        return
+    try:
+        if stopped or record is None:
+            wb.summary.update({"status": "interrupted"})
+            wb.finish(exit_code=1)
+        elif record.get("status") != "done":
+            wb.summary.update({"status": "failed", "error": record.get("error", "")})
+            wb.finish(exit_code=1)
+        else:
+            _log_result(wb, record, train_dir)
+            wb.finish()
+    except Exception as exc:  # noqa: BLE001 - logging must never cost a finished run
+        warnings.warn(f"W&B run not completed: {type(exc).__name__}: {exc}", stacklevel=2)
+        wb.finish(exit_code=1)
+
+
+def _log_result(wb: Any, record: dict[str, Any], train_dir: Path) -> None:
+    import wandb
+
+    from ablate.core.curve import CURVE_FILE, read_curve
+
+    if not record.get("trained", True):  # reused training: log its curve
+        for step, loss, _lr in read_curve(train_dir / CURVE_FILE):
+            wb.log({"train/loss": loss}, step=step)
+    classes = list(record["per_class_iou"])
+    rows = [[c, record["per_class_iou"][c], record["per_class_acc"][c]] for c in classes]
+    wb.log({"per_class_iou": wandb.Table(columns=["class", "iou", "acc"], data=rows)})
+    cost = record.get("cost") or {}
+    wb.summary.update(
+        {
+            **record["metrics"],
+            **{f"iou/{c}": v for c, v in record["per_class_iou"].items()},
+            **{f"cost/{k}": cost[k] for k in ("params", "macs", "latency_ms", "peak_mem_mb", "hardware") if k in cost},
+            "status": "done",
+            "trained": record.get("trained", True),
+            "steps": record.get("steps"),
+        }
+    )
+
+
 def tags_for(axes: dict[str, Any], seed: int | None = None) -> list[str]:
-    from ablate.study.grid import format_value
+    from ablate.core.text import format_value
 
     tags = [f"{k.split('.')[-1]}={format_value(v)}"[:64] for k, v in axes.items()]
     if seed is not None:

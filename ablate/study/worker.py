@@ -1,13 +1,17 @@
 """Run one job and record its outcome: the same code path in-process, in a local worker process and in a SLURM job.
 
 Torch-free: the job is named by an import string (``ablate.train.job:run_job``) and imported only here, in the
-process that runs it. Only rank 0 of a multi-process (DDP) job takes the lock and writes the record.
-"""
+process that runs it. Only rank 0 of a multi-process (DDP) job takes the lock, writes the record and logs to W&B.
+
+``python -m ablate.study.worker RUN_DIR TRAIN_DIR`` runs one job; ``--serve`` reads one JSON job per line from stdin
+(``{"run_dir": ..., "train_dir": ...}``) until its end, so a local worker imports torch once for many jobs. Each job
+ends with a line ``@@done {status}`` (or ``@@interrupted {where}`` when a signal stopped it)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import time
@@ -18,7 +22,10 @@ from typing import Any
 
 import yaml
 
-from ablate.study.store import Store, file_lock
+from ablate.core import signals
+from ablate.core.locks import file_lock
+from ablate.study import wandb_sink
+from ablate.study.store import Store
 
 DEFAULT_JOB = "ablate.train.job:run_job"
 
@@ -35,13 +42,21 @@ def global_rank() -> int:
     return 0
 
 
+def _label(spec: dict[str, Any]) -> str:
+    from ablate.core.text import format_value
+
+    axes = " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in (spec.get("axes") or {}).items())
+    return f"{axes} seed={spec.get('seed')}".strip()
+
+
 def execute(
     job_ref: str | Callable, run_dir: str | Path, train_dir: str | Path, progress: Any = None
 ) -> dict[str, Any]:
     """Run the job of ``run_dir`` (its config.yaml) and write ``metrics.json`` (status done or failed).
 
-    Returns the record, or ``{"status": "busy"}`` when another process is running this run already.
-    """
+    Returns the record, or ``{"status": "busy"}`` when another process is running this run already. A signal's
+    ``Interrupted`` passes through (nothing is recorded: the run stays pending and resumes from its checkpoint),
+    with the run and its step in ``where``."""
     run_dir, train_dir = Path(run_dir), Path(train_dir)
     spec = yaml.safe_load((run_dir / "config.yaml").read_text())
     job = resolve(job_ref) if isinstance(job_ref, str) else job_ref
@@ -53,9 +68,14 @@ def execute(
             return {"status": "busy"}
         started = time.monotonic()
         base = {"id": spec["id"], "seed": spec["seed"], "axes": spec["axes"], "train_id": train_dir.name}
+        wb = wandb_sink.start_run(spec, run_dir)
         try:
             with file_lock(train_dir / ".lock", blocking=True):  # runs sharing a training wait for it
-                result = job(spec["config"], run_dir, train_dir, progress)
+                result = job(spec["config"], run_dir, train_dir, wandb_sink.LoggingProgress(progress, wb))
+        except signals.Interrupted as stop:
+            wandb_sink.end_run(wb, None, train_dir, stopped=True)
+            where = stop.where or "before its training started"
+            raise signals.Interrupted(stop.signum, f"{spec['id']} ({_label(spec)}) at {where}") from None
         except Exception as exc:  # recorded; the study goes on
             message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
             record = {**base, "status": "failed", "error": message, "traceback": traceback.format_exc()}
@@ -63,6 +83,7 @@ def execute(
             record = {**base, "status": "done", **result}
         record["duration_s"] = round(time.monotonic() - started, 2)
         Store.write_record(run_dir, record)
+        wandb_sink.end_run(wb, record, train_dir)
         return record
 
 
@@ -76,15 +97,37 @@ class LinePrinter:
         print(message, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run one ablate job (used by the executors).")
-    parser.add_argument("run_dir")
-    parser.add_argument("train_dir")
-    parser.add_argument("--job", default=DEFAULT_JOB)
-    args = parser.parse_args(argv)
-    record = execute(args.job, args.run_dir, args.train_dir, LinePrinter())
+def _one(job: str, run_dir: str, train_dir: str) -> int:
+    try:
+        record = execute(job, run_dir, train_dir, LinePrinter())
+    except signals.Interrupted as stop:
+        print(f"@@interrupted {json.dumps({'where': stop.where})}", flush=True)
+        return stop.exit_code
     if record["status"] == "failed":
         print(f"failed: {record['error']}", flush=True)
+    print(f"@@done {json.dumps({'status': record['status']})}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run ablate jobs (used by the executors).")
+    parser.add_argument("run_dir", nargs="?")
+    parser.add_argument("train_dir", nargs="?")
+    parser.add_argument("--job", default=DEFAULT_JOB)
+    parser.add_argument("--serve", action="store_true", help="read one JSON job per line from stdin")
+    args = parser.parse_args(argv)
+    signals.install()
+    if not args.serve:
+        return _one(args.job, args.run_dir, args.train_dir)
+    try:
+        for line in sys.stdin:
+            if line.strip():
+                job = json.loads(line)
+                code = _one(args.job, job["run_dir"], job["train_dir"])
+                if code:
+                    return code
+    except signals.Interrupted as stop:  # asked to stop while waiting for a job
+        return stop.exit_code
     return 0
 
 

@@ -17,7 +17,6 @@ Measured once per run after evaluation (never inside a training step), on the ev
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 import weakref
@@ -29,6 +28,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from ablate.core.machine import cpu_name
+
 MEMORY_METHOD = {
     "cuda": "torch.cuda.max_memory_allocated during the pass",
     "cpu": "peak live bytes of the storages the pass allocates (TorchDispatchMode)",
@@ -39,16 +40,7 @@ def hardware_name(device: torch.device | str = "cpu") -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(device)}"
-    name = ""
-    try:
-        for line in open("/proc/cpuinfo"):  # noqa: SIM115 - tiny file, read once
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    name = name or platform.processor() or platform.machine()
-    return f"CPU {name} ({torch.get_num_threads()} threads)"
+    return f"CPU {cpu_name()} ({torch.get_num_threads()} threads)"
 
 
 class _LiveBytes(TorchDispatchMode):

@@ -19,14 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ablate.config import CRFConfig
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+from ablate.config.schema import CRFConfig
+from ablate.core.machine import available_cores
 
 
 def require_pydensecrf() -> None:
@@ -203,7 +197,7 @@ def _main(argv: list[str] | None = None) -> None:
     """Benchmark the CRF pool on the embedded validation set: ``python -m ablate.train.crf [--recipe R]``."""
     import argparse
 
-    from ablate.config import load_recipe
+    from ablate.config.loading import load_recipe
 
     parser = argparse.ArgumentParser(description=_main.__doc__)
     parser.add_argument("--recipe", default="recipes/synthetic.yaml", help="recipe whose data: and eval.crf are used")
@@ -212,7 +206,7 @@ def _main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="model.pt of a trained run (default: smoothed ground truth)")
     args = parser.parse_args(argv)
     recipe = load_recipe(args.recipe)
-    from ablate.data.datamodule import build_datasets
+    from ablate.data.loader import build_datasets
 
     data = build_datasets(recipe.data)
     val = data.val

@@ -14,21 +14,22 @@ from typing import Any
 
 import yaml
 
-from ablate.config import Recipe, _check_override, apply_overrides
-from ablate.errors import ConfigError
-from ablate.study.grid import stable_hash
-from ablate.study.store import atomic_write
+from ablate.config.loading import apply_overrides, check_override
+from ablate.config.schema import Recipe
+from ablate.core.errors import ConfigError
+from ablate.core.files import atomic_write
+from ablate.core.hashing import stable_hash, train_id
 
 EVALS_DIR = "evals"
 
 
 def _training_dir(run_dir: Path, config: dict[str, Any], record: dict[str, Any] | None) -> Path:
     """Where the run's model is: the study's ``trainings/<train id>/`` (or, for older runs, the run folder)."""
-    train_id = (record or {}).get("train_id") or stable_hash({k: v for k, v in config.items() if k != "eval"})
-    for candidate in (run_dir.parent.parent / "trainings" / train_id, run_dir):
+    tid = (record or {}).get("train_id") or train_id(config)
+    for candidate in (run_dir.parent.parent / "trainings" / tid, run_dir):
         if (candidate / "model.pt").is_file():
             return candidate
-    raise ConfigError(f"{run_dir}: no trained model (looked for trainings/{train_id}/model.pt); run the study first")
+    raise ConfigError(f"{run_dir}: no trained model (looked for trainings/{tid}/model.pt); run the study first")
 
 
 def load_run(run_dir: Path, overrides: dict[str, Any]) -> tuple[Recipe, Path, dict[str, Any] | None]:
@@ -55,7 +56,7 @@ def load_run(run_dir: Path, overrides: dict[str, Any]) -> tuple[Recipe, Path, di
             )
     base = apply_overrides(config, {})
     for key, value in overrides.items():
-        _check_override(base, key, value, f"--set {key}")
+        check_override(base, key, value, f"--set {key}")
     recipe = Recipe.model_validate(apply_overrides(base, overrides))
     record = None
     metrics_path = run_dir / "metrics.json"
@@ -71,8 +72,9 @@ def eval_run(run_dir: Path, overrides: dict[str, Any]) -> tuple[dict[str, Any], 
     """Evaluate the run in ``run_dir`` with ``overrides``; returns (record, where it was written, the run's own
     metrics record or None)."""
     recipe, train_dir, original = load_run(run_dir, overrides)
-    from ablate.data.datamodule import build_datasets
-    from ablate.train.job import evaluate_trained, quiet
+    from ablate.data.loader import build_datasets
+    from ablate.train.job import quiet
+    from ablate.train.record import evaluate_trained
 
     quiet()
     eval_config = recipe.eval.model_dump(mode="json")

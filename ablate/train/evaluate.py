@@ -1,5 +1,6 @@
 """Evaluation of a trained model on a data set: inference (``ablate.train.inference``), the optional dense CRF
-(``ablate.train.crf``, over a process pool), then metrics from one confusion matrix."""
+(``ablate.train.crf``, over a process pool), then metrics from one confusion matrix. It also keeps the predictions
+of a few fixed validation images (those with the most classes) for the report's qualitative grid."""
 
 from __future__ import annotations
 
@@ -11,22 +12,39 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ablate.config import EvalConfig
-from ablate.data.synthetic import denormalize
+from ablate.config.schema import EvalConfig
 from ablate.train.crf import CRFPool
 from ablate.train.inference import predict
 from ablate.train.metrics import confusion_metric, metrics_from_confusion
 
-__all__ = ["evaluate", "predict", "rgb_of"]
+__all__ = ["Showcase", "evaluate", "predict"]
 
 
-def rgb_of(dataset: Dataset, index: int, image: torch.Tensor) -> np.ndarray:
-    """The uint8 H x W x 3 RGB of sample ``index``: the data set's own ``rgb(index)`` when it has one, else the
-    normalised ``image`` de-normalised with the synthetic data's mean and std."""
-    if hasattr(dataset, "rgb"):
-        return dataset.rgb(index)
-    rgb = denormalize(image.detach().cpu()).mul(255).round().to(torch.uint8)
-    return np.ascontiguousarray(rgb.permute(1, 2, 0).numpy())
+class Showcase:
+    """The ``count`` validation images with the most classes (ties: the lower index), with their labels and
+    predictions, kept while evaluation streams over the set."""
+
+    def __init__(self, count: int, ignore_index: int):
+        self.count, self.ignore_index = count, ignore_index
+        self.kept: list[tuple[tuple[int, int], np.ndarray, np.ndarray]] = []  # ((-classes, index), label, pred)
+
+    def offer(self, index: int, label: np.ndarray, pred: np.ndarray) -> None:
+        counts = np.bincount(label.ravel().astype(np.int64), minlength=self.ignore_index + 1)
+        counts[self.ignore_index] = 0
+        key = (-int(np.count_nonzero(counts)), index)
+        if len(self.kept) < self.count or key < self.kept[-1][0]:
+            self.kept = sorted([*self.kept, (key, label, pred)], key=lambda k: k[0])[: self.count]
+
+    def arrays(self, dataset: Dataset) -> dict[str, np.ndarray]:
+        """indices, rgb (uint8, the data set's own colours), labels and predictions, in index order."""
+        kept = sorted(self.kept, key=lambda k: k[0][1])
+        indices = [k[0][1] for k in kept]
+        return {
+            "indices": np.array(indices, dtype=np.int64),
+            "rgb": np.stack([dataset.rgb(i) for i in indices]),
+            "labels": np.stack([k[1] for k in kept]).astype(np.uint8),
+            "predictions": np.stack([k[2] for k in kept]).astype(np.uint8),
+        }
 
 
 @torch.no_grad()
@@ -37,11 +55,13 @@ def evaluate(
     num_classes: int,
     ignore_index: int = 255,
     device: torch.device | str = "cpu",
+    showcase: Showcase | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on ``dataset`` with the inference strategy and CRF of ``cfg``.
 
     With the CRF on, each batch's probabilities go to the CRF pool while the network predicts the next batch;
-    labels come back in order. Also returns ``eval_time_s`` and, with the CRF, ``crf_workers``.
+    labels come back in order. Also returns ``eval_time_s`` and, with the CRF, ``crf_workers``. ``showcase``
+    keeps the predictions of its images (after the CRF, as they were scored).
     """
     started = time.perf_counter()
     model.eval().to(device)
@@ -49,12 +69,17 @@ def evaluate(
     pool = CRFPool(cfg.crf, shared=True) if cfg.crf.enabled else None
     if pool is not None:
         pool.start()  # before the first batch: the workers are ready when its probabilities are
-    pending: tuple[Any, torch.Tensor] | None = None
+    pending: tuple[Any, torch.Tensor, int] | None = None
 
-    def finish(job: tuple[Any, torch.Tensor]) -> None:
-        result, labels = job
-        preds = torch.from_numpy(np.stack(list(result))).long().to(device)
+    def score(first: int, preds: torch.Tensor, labels: torch.Tensor) -> None:
         confusion.update(preds, labels)
+        if showcase is not None:
+            for i, (label, pred) in enumerate(zip(labels.cpu().numpy(), preds.cpu().numpy(), strict=True)):
+                showcase.offer(first + i, label, pred)
+
+    def finish(job: tuple[Any, torch.Tensor, int]) -> None:
+        result, labels, first = job
+        score(first, torch.from_numpy(np.stack(list(result))).long().to(device), labels)
 
     index = 0
     try:
@@ -62,10 +87,10 @@ def evaluate(
             labels = labels.to(device)
             probs = predict(model, images.to(device), cfg)
             if pool is None:
-                confusion.update(probs.argmax(1), labels)
+                score(index, probs.argmax(1), labels)
             else:
-                rgbs = [rgb_of(dataset, index + i, images[i]) for i in range(len(images))]
-                job = (pool.submit(list(zip(probs.float().cpu().numpy(), rgbs, strict=True))), labels)
+                rgbs = [dataset.rgb(index + i) for i in range(len(images))]
+                job = (pool.submit(list(zip(probs.float().cpu().numpy(), rgbs, strict=True))), labels, index)
                 if pending is not None:
                     finish(pending)
                 pending = job

@@ -13,12 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.config import EvalConfig, ModelConfig
+from ablate.config.schema import EvalConfig
 from ablate.models.segmenter import build_model
-
-# Head parameters that are atrous rates in feature pixels and follow the output stride at evaluation (DeepLabv3's
-# rule for ASPP). Other heads keep their dilations; the backbone's multi-grid follows the output stride by itself.
-RATE_FIELDS: dict[str, tuple[str, ...]] = {"aspp": ("rates",)}
+from ablate.models.spec import ModelConfig
 
 
 def eval_model_config(model: ModelConfig, ev: EvalConfig) -> ModelConfig:
@@ -33,9 +30,8 @@ def eval_model_config(model: ModelConfig, ev: EvalConfig) -> ModelConfig:
         return model
     factor = model.output_stride / ev.output_stride
     head = model.head
-    if ev.scale_rates:
-        fields = RATE_FIELDS.get(head.name, ())
-        update = {f: [max(1, round(r * factor)) for r in getattr(head, f)] for f in fields}
+    if ev.scale_rates:  # the head's own ``rate_fields`` (ASPP's rates); other heads keep their dilations
+        update = {f: [max(1, round(r * factor)) for r in getattr(head, f)] for f in head.rate_fields}
         head = head.model_copy(update=update)
     return model.model_copy(update={"output_stride": ev.output_stride, "head": head})
 

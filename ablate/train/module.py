@@ -11,7 +11,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from ablate.config import Recipe, TrainConfig
+from ablate.config.schema import Recipe, TrainConfig
 from ablate.models.segmenter import build_model
 from ablate.train.metrics import confusion_metric, metrics_from_confusion
 from ablate.train.optim import FusedSGD

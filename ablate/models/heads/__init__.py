@@ -1,22 +1,9 @@
-"""Context heads, one per file, all behind ``ContextHead``. ``HEADS`` maps a recipe's ``head.name`` to its class."""
+"""Context heads: one file each in this folder, registered once by ``@HEADS.register`` and named in the import
+below. ``ablate heads``, recipe validation and the tests read ``HEADS``. Torch-free (see ``base``)."""
 
-from ablate.models.heads.aspp import ASPP
-from ablate.models.heads.base import ContextHead
-from ablate.models.heads.context import ContextHeadModule
-from ablate.models.heads.deformable import DeformableHead
-from ablate.models.heads.hdc import HDC
-from ablate.models.heads.none import NoHead
-from ablate.models.heads.ppm import PPM
-from ablate.models.heads.spp import SPP
+from ablate.models.heads import aspp, context, deformable, hdc, none, ppm, spp  # noqa: F401 - each registers itself
+from ablate.models.heads.base import HEADS, HeadParams
 
-HEADS: dict[str, type[ContextHead]] = {
-    "none": NoHead,
-    "aspp": ASPP,
-    "ppm": PPM,
-    "spp": SPP,
-    "context": ContextHeadModule,
-    "hdc": HDC,
-    "deformable": DeformableHead,
-}
+HeadConfig = HEADS.union()  # the discriminated union of every head's parameters (``model.head`` in a recipe)
 
-__all__ = ["HEADS", "ContextHead"]
+__all__ = ["HEADS", "HeadConfig", "HeadParams"]

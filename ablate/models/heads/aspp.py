@@ -10,41 +10,36 @@ rates, the layout (and so the state dict order) matches torchvision's ``ASPP`` m
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from types import ModuleType
+from typing import Any, ClassVar, Literal
 
-from ablate.models.heads.base import ContextHead, conv_bn_relu, in_format_of
-from ablate.models.params import ASPPParams
+from pydantic import Field, PositiveInt
 
-
-class ImagePooling(nn.Module):
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.conv = conv_bn_relu(cin, cout, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.conv(F.adaptive_avg_pool2d(x, 1))
-        return in_format_of(pooled.expand(-1, -1, x.shape[-2], x.shape[-1]), x)
+from ablate.models.heads.base import HEADS, HeadParams, Rates
 
 
-def separable_conv_bn_relu(cin: int, cout: int, dilation: int) -> nn.Sequential:
-    """Depthwise 3x3 atrous conv -> BN -> ReLU -> pointwise 1x1 conv -> BN -> ReLU."""
-    return nn.Sequential(conv_bn_relu(cin, cin, 3, dilation=dilation, groups=cin), conv_bn_relu(cin, cout, 1))
+@HEADS.register
+class ASPPParams(HeadParams):
+    """Atrous spatial pyramid pooling (DeepLab v2/v3): a 1x1 branch, one 3x3 branch per rate, image pooling."""
 
+    name: Literal["aspp"] = "aspp"
+    rates: Rates = Field([6, 12, 18], description="atrous rate of each 3x3 branch (any number of branches)")
+    image_pooling: bool = Field(True, description="image-level branch: global average pool -> 1x1 conv -> broadcast")
+    separable: bool = Field(False, description="depthwise-separable 3x3 branches (DeepLabv3+) instead of full convs")
+    channels: PositiveInt = Field(256, description="channels of every branch and of the projection")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after the 1x1 projection")
 
-class ASPP(ContextHead):
-    def __init__(self, in_channels: int, params: ASPPParams):
-        super().__init__()
-        c = params.channels
-        branch = separable_conv_bn_relu if params.separable else (lambda i, o, r: conv_bn_relu(i, o, 3, dilation=r))
-        branches: list[nn.Module] = [conv_bn_relu(in_channels, c, 1)]
-        branches += [branch(in_channels, c, rate) for rate in params.rates]
-        if params.image_pooling:
-            branches.append(ImagePooling(in_channels, c))
-        self.branches = nn.ModuleList(branches)
-        self.project = nn.Sequential(conv_bn_relu(c * len(branches), c, 1), nn.Dropout(params.dropout))
-        self.out_channels = c
+    rate_fields: ClassVar[tuple[str, ...]] = ("rates",)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
+    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
+        c = self.channels
+        branches = [blocks.conv_bn_relu(in_channels, c, 1)]
+        for rate in self.rates:
+            if self.separable:
+                branches.append(blocks.separable_conv_bn_relu(in_channels, c, rate))
+            else:
+                branches.append(blocks.conv_bn_relu(in_channels, c, 3, dilation=rate))
+        if self.image_pooling:
+            branches.append(blocks.ImagePooling(in_channels, c))
+        project = blocks.Sequential(blocks.conv_bn_relu(c * len(branches), c, 1), blocks.Dropout(self.dropout))
+        return blocks.named(branches=blocks.Concat(branches), project=project), c

@@ -1,35 +1,35 @@
-"""The one interface every context head implements and the conv-BN-ReLU block they share."""
+"""What every context head is: a typed, frozen parameter model that builds its module.
+
+A head file (one per head, next to this one) holds a ``HeadParams`` subclass with a ``name`` literal, its
+parameters (defaults from its paper, each with a description ``ablate heads`` prints) and ``build``. The file imports
+no torch: ``build`` receives ``ablate.models.layers`` (the torch building blocks) as its ``blocks`` argument, so the
+recipe schema validates head parameters without torch. Registering is the ``@HEADS.register`` decorator plus the
+file's name in ``ablate/models/heads/__init__.py``.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from types import ModuleType
+from typing import Annotated, Any, ClassVar
 
-from ablate.models.heads.atrous import AtrousConv2d
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from ablate.core.registry import Registry
 
-class ContextHead(nn.Module):
-    """``head(x)`` maps the backbone's last feature (``in_channels`` x H x W) to ``out_channels`` x H x W.
-
-    Subclasses take ``(in_channels, params)`` where ``params`` is their pydantic model from ``ablate.models.params``,
-    and set ``self.out_channels``.
-    """
-
-    out_channels: int
+Rates = Annotated[list[PositiveInt], Field(min_length=1)]
 
 
-def in_format_of(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``y`` in ``x``'s memory format. A broadcast or upsampled branch otherwise comes out NCHW; concatenated with
-    channels_last branches, it turns the whole concatenation (and so every branch's output gradient) NCHW, and each
-    branch conv's backward pass then mixes layouts."""
-    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    return y.contiguous(memory_format=torch.channels_last) if channels_last else y
+class HeadParams(BaseModel):
+    """``build(in_channels, blocks)`` maps the backbone's last feature (``in_channels`` x H x W) to a module whose
+    output is ``out_channels`` x H x W, and returns ``(module, out_channels)``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # parameters that are atrous rates in feature pixels: they follow ``eval.output_stride`` (DeepLabv3's rule)
+    rate_fields: ClassVar[tuple[str, ...]] = ()
+
+    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:  # pragma: no cover - abstract
+        raise NotImplementedError
 
 
-def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1, groups: int = 1) -> nn.Sequential:
-    if dilation > 1:
-        conv: nn.Conv2d = AtrousConv2d(cin, cout, kernel, dilation, groups=groups, bias=False)
-    else:
-        padding = (kernel - 1) // 2
-        conv = nn.Conv2d(cin, cout, kernel, padding=padding, groups=groups, bias=False)
-    return nn.Sequential(conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+HEADS: Registry = Registry("head")

@@ -4,22 +4,40 @@ A cascade of 3x3 dilated conv-BN-ReLU layers whose dilations follow a rate patte
 ``repeats`` times, so that the union of the taps covers a square region without holes ("gridding"). The paper's
 rule (Sec. 3.3): the rates of a group must not share a common factor > 1, and the maximum distance between two
 non-zero taps, M_2 (M_n = r_n, M_i = max(M_{i+1} - 2 r_i, M_{i+1} - 2 (M_{i+1} - r_i), r_i)), must not exceed the
-kernel size. A pattern that breaks it builds, with a ``GriddingWarning`` (so gridding itself can be ablated).
+kernel size. A pattern that breaks it builds, with a ``GriddingWarning`` (so gridding itself can be ablated); the
+backbone's ``model.hdc_rates`` follow the same rule.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
+from functools import reduce
+from types import ModuleType
+from typing import Any, Literal
 
-import torch
-from torch import nn
+from pydantic import Field, PositiveInt
 
-from ablate.models.heads.base import ContextHead, conv_bn_relu
-from ablate.models.params import HDCParams, gridding_problem
+from ablate.models.heads.base import HEADS, HeadParams, Rates
 
 
 class GriddingWarning(UserWarning):
     """A dilation pattern that leaves holes in the receptive field (Wang et al.'s HDC rule)."""
+
+
+def gridding_problem(rates: list[int], kernel: int = 3) -> str | None:
+    """Why a cascade of ``kernel`` x ``kernel`` convs with these dilations leaves holes, or None if it does not."""
+    if len(rates) == 1 and rates[0] == 1:
+        return None
+    common = reduce(math.gcd, rates)
+    if common > 1:
+        return f"rates {list(rates)} share the common factor {common}, so the cascade sees only every {common}th pixel"
+    m = rates[-1]
+    for r in reversed(rates[1:-1]):
+        m = max(m - 2 * r, m - 2 * (m - r), r)
+    if len(rates) > 1 and m > kernel:
+        return f"rates {list(rates)} give M_2 = {m} > kernel size {kernel}: the cascade's receptive field has holes"
+    return None
 
 
 def warn_gridding(rates: list[int], where: str) -> None:
@@ -28,18 +46,20 @@ def warn_gridding(rates: list[int], where: str) -> None:
         warnings.warn(f"{where}: {problem} (HDC rule, Wang et al. 2018)", GriddingWarning, stacklevel=3)
 
 
-class HDC(ContextHead):
-    def __init__(self, in_channels: int, params: HDCParams):
-        super().__init__()
-        warn_gridding(params.rates, "model.head.rates")
-        layers: list[nn.Module] = []
-        cin = in_channels
-        for _ in range(params.repeats):
-            for rate in params.rates:
-                layers.append(conv_bn_relu(cin, params.channels, 3, dilation=rate))
-                cin = params.channels
-        self.layers = nn.Sequential(*layers)
-        self.out_channels = params.channels
+@HEADS.register
+class HDCParams(HeadParams):
+    """Hybrid dilated convolution (Wang et al. 2018): a cascade of 3x3 dilated convs following a rate pattern."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+    name: Literal["hdc"] = "hdc"
+    rates: Rates = Field([1, 2, 5], description="dilation pattern of one group (warned about if it grids)")
+    repeats: PositiveInt = Field(2, description="how many times the pattern is cascaded")
+    channels: PositiveInt = Field(256, description="channels of every conv")
+
+    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
+        warn_gridding(self.rates, "model.head.rates")
+        convs, cin = [], in_channels
+        for _ in range(self.repeats):
+            for rate in self.rates:
+                convs.append(blocks.conv_bn_relu(cin, self.channels, 3, dilation=rate))
+                cin = self.channels
+        return blocks.named(layers=blocks.Sequential(*convs)), self.channels

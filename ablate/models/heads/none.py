@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from types import ModuleType
+from typing import Any, Literal
 
-from ablate.models.heads.base import ContextHead, conv_bn_relu
-from ablate.models.params import NoneParams
+from pydantic import Field, PositiveInt
+
+from ablate.models.heads.base import HEADS, HeadParams
 
 
-class NoHead(ContextHead):
-    def __init__(self, in_channels: int, params: NoneParams):
-        super().__init__()
-        self.out_channels = params.channels
-        self.conv = conv_bn_relu(in_channels, params.channels, 3)
+@HEADS.register
+class NoneParams(HeadParams):
+    """The plain FCN baseline: one 3x3 conv, no context aggregation."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+    name: Literal["none"] = "none"
+    channels: PositiveInt = Field(256, description="output channels of the 3x3 conv")
+
+    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
+        return blocks.named(conv=blocks.conv_bn_relu(in_channels, self.channels, 3)), self.channels

@@ -9,36 +9,31 @@ as in the reference code) fuses them. Table 1's axes are ``bins`` (B1 vs B1236),
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from types import ModuleType
+from typing import Any, Literal
 
-from ablate.models.heads.base import ContextHead, conv_bn_relu, in_format_of
-from ablate.models.params import PPMParams
+from pydantic import Field, PositiveInt
 
-
-class PyramidLevel(nn.Module):
-    def __init__(self, cin: int, cout: int | None, bins: int, pooling: str):
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(bins) if pooling == "avg" else nn.AdaptiveMaxPool2d(bins)
-        self.reduce = conv_bn_relu(cin, cout, 1) if cout is not None else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.reduce(self.pool(x))
-        return in_format_of(F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False), x)
+from ablate.models.heads.base import HEADS, HeadParams, Rates
 
 
-class PPM(ContextHead):
-    def __init__(self, in_channels: int, params: PPMParams):
-        super().__init__()
-        reduced = max(1, in_channels // len(params.bins)) if params.reduction else None
-        self.levels = nn.ModuleList(PyramidLevel(in_channels, reduced, b, params.pooling) for b in params.bins)
-        self.concat_input = params.concat_input
-        total = (reduced or in_channels) * len(params.bins) + (in_channels if params.concat_input else 0)
-        self.bottleneck = nn.Sequential(conv_bn_relu(total, params.channels, 3), nn.Dropout(params.dropout))
-        self.out_channels = params.channels
+@HEADS.register
+class PPMParams(HeadParams):
+    """Pyramid pooling module (PSPNet): pool to bins x bins, reduce, upsample, concat with the input, 3x3 conv."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = [x] if self.concat_input else []
-        parts += [level(x) for level in self.levels]
-        return self.bottleneck(torch.cat(parts, dim=1))
+    name: Literal["ppm"] = "ppm"
+    bins: Rates = Field([1, 2, 3, 6], description="pyramid levels: each pools the feature to bins x bins")
+    pooling: Literal["avg", "max"] = Field("avg", description="pooling of each level (PSPNet Table 1: AVE vs MAX)")
+    reduction: bool = Field(True, description="1x1 conv to in/len(bins) channels after pooling (Table 1: DR)")
+    concat_input: bool = Field(True, description="concatenate the pyramid with the input feature")
+    channels: PositiveInt = Field(512, description="output channels of the 3x3 bottleneck conv")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after the bottleneck")
+
+    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
+        reduced = max(1, in_channels // len(self.bins)) if self.reduction else None
+        levels = [blocks.PyramidLevel(in_channels, reduced, b, self.pooling) for b in self.bins]
+        total = (reduced or in_channels) * len(self.bins) + (in_channels if self.concat_input else 0)
+        bottleneck = blocks.Sequential(blocks.conv_bn_relu(total, self.channels, 3), blocks.Dropout(self.dropout))
+        return blocks.named(levels=blocks.Concat(levels, with_input=self.concat_input), bottleneck=bottleneck), (
+            self.channels
+        )

@@ -9,26 +9,26 @@ size and concatenated, together with the feature itself, and a 3x3 conv-BN-ReLU 
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from types import ModuleType
+from typing import Any, Literal
 
-from ablate.models.heads.base import ContextHead, conv_bn_relu
-from ablate.models.params import SPPParams
+from pydantic import Field, PositiveInt
+
+from ablate.models.heads.base import HEADS, HeadParams, Rates
 
 
-class SPP(ContextHead):
-    def __init__(self, in_channels: int, params: SPPParams):
-        super().__init__()
-        pool = nn.AdaptiveMaxPool2d if params.pooling == "max" else nn.AdaptiveAvgPool2d
-        self.pools = nn.ModuleList(pool(b) for b in params.bins)
-        self.concat_input = params.concat_input
-        total = in_channels * (len(params.bins) + (1 if params.concat_input else 0))
-        self.fuse = conv_bn_relu(total, params.channels, 3)
-        self.out_channels = params.channels
+@HEADS.register
+class SPPParams(HeadParams):
+    """Spatial pyramid pooling (He et al., SPPNet) as a dense head: max-pool pyramid, no reduction, fusing conv."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
-        parts = [x] if self.concat_input else []
-        parts += [F.interpolate(pool(x), size=size, mode="nearest") for pool in self.pools]
-        return self.fuse(torch.cat(parts, dim=1))
+    name: Literal["spp"] = "spp"
+    bins: Rates = Field([1, 2, 4], description="pyramid levels: each max-pools the feature to bins x bins")
+    pooling: Literal["max", "avg"] = Field("max", description="pooling of each level (SPPNet uses max)")
+    concat_input: bool = Field(True, description="concatenate the upsampled pyramid with the input feature")
+    channels: PositiveInt = Field(256, description="output channels of the 3x3 fusing conv")
+
+    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
+        pools = [blocks.PyramidLevel(in_channels, None, b, self.pooling, upsample="nearest") for b in self.bins]
+        total = in_channels * (len(self.bins) + (1 if self.concat_input else 0))
+        fuse = blocks.conv_bn_relu(total, self.channels, 3)
+        return blocks.named(pools=blocks.Concat(pools, with_input=self.concat_input), fuse=fuse), self.channels

@@ -1,65 +1,24 @@
 """Comparison tables: one row per configuration, mean ± std over seeds, n, Δ vs the baseline with a significance
 mark (Welch's t-test over seeds), cost columns with the hardware named, failed and missing runs shown as such.
 
-Torch-free (pandas; scipy for the test, imported when a table is built). ``build`` makes a ``ComparisonTable``;
-``to_markdown``/``to_latex``/``to_html``/``to_csv`` render it; the CLI prints it with rich.
+Torch-free (pandas; scipy for the test, imported when a table is built). ``build`` makes a ``ComparisonTable`` from
+the per-run records (``ablate.study.results.collect``) and the study; ``ablate.report.render`` writes it out.
 """
 
 from __future__ import annotations
 
-import html as _html
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ablate.study.grid import Run, format_value
-from ablate.study.store import Store, atomic_write
+from ablate.core.text import format_value
 
 METRICS = {"miou": "mIoU", "pixel_acc": "PA", "mean_acc": "mAcc", "fwiou": "FWIoU"}
 COSTS = {"params": "Params (M)", "macs": "MACs (G)", "latency_ms": "Latency (ms)", "peak_mem_mb": "Memory (MB)"}
 MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 TEST_NAME = "Welch's two-sided t-test over seeds (unequal variances)"
-
-
-# ------------------------------------------------------------------------------------------------- per run
-def collect(runs: list[Run], store: Store) -> pd.DataFrame:
-    """One row per run: axis values (as text), id, seed, status (done/failed/missing), error, the scalar metrics
-    (in %), per-class IoU (in %, columns ``iou:<class>``) and the cost record (params, macs, latency, memory)."""
-    rows = []
-    for run in runs:
-        record = store.read_metrics(run) or {}
-        row: dict[str, Any] = {k: format_value(v) for k, v in run.axes.items()}
-        status = record.get("status", "missing")
-        row.update(run_id=run.id, seed=run.seed, status=status, train_id=run.train_id)
-        row["error"] = record.get("error", "") if status == "failed" else ""
-        done = status == "done"
-        metrics = record.get("metrics", {}) if done else {}
-        for key in METRICS:
-            value = metrics.get(key)
-            row[key] = None if value is None else 100.0 * value
-        per_class = record.get("per_class_iou") or {}
-        order = [c for c in record.get("classes", []) if c in per_class] + [
-            c for c in per_class if c not in record.get("classes", [])
-        ]
-        for cls, value in ((c, per_class[c]) for c in order) if done else ():
-            row[f"iou:{cls}"] = (
-                None if value is None or (isinstance(value, float) and math.isnan(value)) else (100.0 * value)
-            )
-        cost = record.get("cost") or {}
-        row["params"] = cost.get("params", record.get("params")) if done else None
-        for key in ("macs", "latency_ms", "peak_mem_mb"):
-            row[key] = cost.get(key) if done else None
-        row["hardware"] = cost.get("hardware", "") if done else ""
-        row["eval_size"] = "×".join(str(s) for s in cost.get("image_size", [])) if done else ""
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    for col in (*METRICS, *COSTS):
-        if col in df:
-            df[col] = pd.to_numeric(df[col], errors="coerce")
-    return df
 
 
 # ------------------------------------------------------------------------------------------------- per configuration
@@ -256,12 +215,11 @@ class ComparisonTable:
     published_caption: str = ""
 
 
-def build(loaded, runs: list[Run], store: Store) -> ComparisonTable:
-    """The study's comparison table from its run folders (finished, failed and missing runs alike)."""
-    study = loaded.study
+def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTable:
+    """The study's comparison table from its per-run records ``df`` (finished, failed and missing runs alike);
+    ``study`` is the ``ablate.study.spec.Study``, ``labels`` each run id's label."""
     axes = list(study.axes)
     metric = study.table.metric
-    df = collect(runs, store)
     summary = summarize(df, axes, study.baseline, metric)
     shown = display(summary, axes, metric)
     rows = [r for r in study.table.rows if r in axes]
@@ -269,13 +227,12 @@ def build(loaded, runs: list[Run], store: Store) -> ComparisonTable:
     layout = pivot(summary, rows, columns, metric) if columns else None
     published, published_caption = None, ""
     if study.reference is not None:
-        from ablate.study.reference import caption, join_reference, paper_layout
+        from ablate.report.reference import caption, join_reference, paper_layout
 
         published = paper_layout(join_reference(summary, study.reference, study.baseline or None))
         published_caption = caption(study.reference)
-    by_id = {r.id: r for r in runs}
-    failures = [(r.run_id, by_id[r.run_id].label, r.error) for r in df.itertuples() if r.status == "failed"]
-    missing = [(r.run_id, by_id[r.run_id].label) for r in df.itertuples() if r.status not in ("done", "failed")]
+    failures = [(r.run_id, labels[r.run_id], r.error) for r in df.itertuples() if r.status == "failed"]
+    missing = [(r.run_id, labels[r.run_id]) for r in df.itertuples() if r.status not in ("done", "failed")]
     return ComparisonTable(
         title=study.name,
         metric=metric,
@@ -325,144 +282,3 @@ def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
     return notes
 
 
-# ------------------------------------------------------------------------------------------------- renderers
-def _md_table(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in df.iterrows():
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row.tolist()) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
-    parts = [f"{heading} {t.title}\n\n", _md_table(t.shown)]
-    if t.layout is not None:
-        parts.append(f"\n{METRICS[t.metric]} in the study's table layout:\n\n")
-        parts.append(_md_table(t.layout))
-    if t.published is not None:
-        parts.append(f"\n{heading}# Published vs reproduced\n\n{t.published_caption}\n\n")
-        parts.append(_md_table(t.published))
-    parts.append("\n" + "".join(f"- {n}\n" for n in t.footnote))
-    if t.failures:
-        parts.append("\nFailed runs:\n\n" + "\n".join(f"- `{i}` {label}: {err}" for i, label, err in t.failures) + "\n")
-    if t.missing:
-        parts.append("\nMissing runs:\n\n" + "\n".join(f"- `{i}` {label}" for i, label in t.missing) + "\n")
-    return "".join(parts)
-
-
-def to_csv(t: ComparisonTable) -> str:
-    """Every number of the summary (one row per configuration), full precision, for scripts."""
-    return t.summary.to_csv(index=False)
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: Any) -> str:
-    """Escape LaTeX specials; ±, Δ, ×, — as math/text; significance marks (*, **, ***) as superscripts."""
-    import re
-
-    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-    out = out.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("×", r"$\times$").replace("—", "--")
-    return re.sub(r"\*+", lambda m: f"$^{{{m.group(0)}}}$", out)
-
-
-def _latex_tabular(df: pd.DataFrame) -> list[str]:
-    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) or str(c) in COSTS.values() else "l" for c in df)
-    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
-    lines.append(" & ".join(latex_escape(c) for c in df.columns) + r" \\")
-    lines.append(r"\midrule")
-    for _, row in df.iterrows():
-        lines.append(" & ".join(latex_escape(v) for v in row.tolist()) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return lines
-
-
-def to_latex(t: ComparisonTable) -> str:
-    """booktabs tables (needs ``\\usepackage{booktabs}``): the per-configuration table, then the paper layout."""
-    lines = ["% requires \\usepackage{booktabs}", r"\begin{table}[t]", r"\centering", r"\small"]
-    lines += _latex_tabular(t.shown)
-    if t.layout is not None:
-        lines += [r"\vspace{1em}", ""] + _latex_tabular(t.layout)
-    caption = " ".join(t.footnote)
-    lines += [rf"\caption{{{latex_escape(t.title)}: {latex_escape(caption)}}}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-def _html_table(df: pd.DataFrame, cls: str) -> str:
-    head = "".join(f"<th>{_html.escape(str(c))}</th>" for c in df.columns)
-    body = []
-    for _, row in df.iterrows():
-        cells = []
-        for v in row.tolist():
-            text = str(v)
-            klass = ' class="failed"' if "FAILED" in text else (' class="missing"' if "missing" in text else "")
-            cells.append(f"<td{klass}>{_html.escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
-HTML_STYLE = """
-table.ablate { border-collapse: collapse; font: 13px/1.4 system-ui, sans-serif; margin: 0.5em 0 1em; }
-table.ablate th { border-top: 2px solid #222; border-bottom: 1px solid #222; padding: 3px 10px; text-align: left; }
-table.ablate td { padding: 3px 10px; border-bottom: 1px solid #eee; white-space: nowrap; }
-table.ablate tbody tr:last-child td { border-bottom: 2px solid #222; }
-table.ablate td.failed { color: #b00020; font-weight: 600; }
-table.ablate td.missing { color: #a06000; }
-.footnote { font: 12px/1.4 system-ui, sans-serif; color: #444; max-width: 1100px; }
-"""
-
-
-def to_html_fragment(t: ComparisonTable) -> str:
-    parts = [_html_table(t.shown, "ablate comparison")]
-    if t.layout is not None:
-        parts.append(f"<p>{METRICS[t.metric]} in the study's table layout:</p>")
-        parts.append(_html_table(t.layout, "ablate layout"))
-    parts.append('<ul class="footnote">' + "".join(f"<li>{_html.escape(n)}</li>" for n in t.footnote) + "</ul>")
-    if t.failures:
-        items = "".join(
-            f"<li><code>{_html.escape(i)}</code> {_html.escape(label)}: "
-            f"<span class='error'>{_html.escape(err)}</span></li>"
-            for i, label, err in t.failures
-        )
-        parts.append(f'<div class="failures"><b>Failed runs</b><ul>{items}</ul></div>')
-    if t.missing:
-        items = "".join(f"<li><code>{_html.escape(i)}</code> {_html.escape(label)}</li>" for i, label in t.missing)
-        parts.append(f'<div class="missing"><b>Missing runs</b><ul>{items}</ul></div>')
-    return "\n".join(parts)
-
-
-def to_html(t: ComparisonTable) -> str:
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_html.escape(t.title)}</title>"
-        f"<style>{HTML_STYLE}</style></head><body><h1>{_html.escape(t.title)}</h1>\n{to_html_fragment(t)}\n</body></html>\n"
-    )
-
-
-FORMATS = {
-    "md": ("table.md", to_markdown),
-    "csv": ("table.csv", to_csv),
-    "latex": ("table.tex", to_latex),
-    "html": ("table.html", to_html),
-}
-
-
-def save(t: ComparisonTable, root: Path, formats: tuple[str, ...] = ("md", "csv")) -> dict[str, Path]:
-    """Write the table in ``formats`` under ``root`` (table.md, table.csv, table.tex, table.html)."""
-    written = {}
-    for fmt in formats:
-        name, render = FORMATS[fmt]
-        atomic_write(root / name, render(t))
-        written[fmt] = root / name
-    return written

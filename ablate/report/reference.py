@@ -1,10 +1,10 @@
 """Published numbers beside reproduced ones, in the paper's layout. Torch-free (pandas only).
 
-A study's ``reference:`` block (``ablate.config.Reference``) lists the paper's cells: a row label, optionally a
+A study's ``reference:`` block (``ablate.study.spec.Reference``) lists the paper's cells: a row label, optionally a
 column label (tables laid out as a grid, e.g. DeepLabv3 Table 3's multi-grid x block4..7), the published value and
 ``where``, the axis values of the configuration that reproduces the cell. ``join_reference`` matches each cell to
 the study's summary (one row per configuration, axis values as ``format_value`` text, ``<metric>_mean``/``_std``
-and ``n`` columns, as ``ablate.study.tables.summarize`` gives) and returns, in the paper's row order:
+and ``n`` columns, as ``ablate.report.table.summarize`` gives) and returns, in the paper's row order:
 
     paper row | [paper column] | axis values | published | reproduced | ± | n | Δ | published Δ base | Δ base
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.study.grid import format_value
+from ablate.core.text import format_value
 
 DASH = "—"
 

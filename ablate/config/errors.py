@@ -1,0 +1,83 @@
+"""A pydantic validation error as the one line users see: the file, the dotted key, what is wrong and what is
+allowed (with a did-you-mean for unknown keys and names)."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from ablate.core.errors import ConfigError, did_you_mean
+from ablate.core.schema import field_type
+
+
+def _model_at(annotation: Any) -> type[BaseModel] | dict[str, type[BaseModel]] | None:
+    """The pydantic model (or tag -> model map of a discriminated union) an annotation holds."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_at(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        tags = {}
+        for m in members:
+            name_field = m.model_fields.get("name")
+            if name_field is not None and typing.get_origin(name_field.annotation) is Literal:
+                tags[typing.get_args(name_field.annotation)[0]] = m
+        return tags or None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
+    """(dotted key, message) for one pydantic error, with allowed values and a did-you-mean."""
+    node: Any = root
+    path: list[str] = []
+    head = ""  # "head 'ppm': " once the path enters a head's parameters
+    for part in err["loc"]:
+        if isinstance(node, dict) and part in node:  # discriminated union tag: not a key the user wrote
+            node = node[part]
+            head = f"{path[-1] if path else 'section'} '{part}': "
+            continue
+        if isinstance(part, int):
+            path[-1] = f"{path[-1]}[{part}]" if path else f"[{part}]"
+            node = None
+            continue
+        parent = node
+        path.append(str(part))
+        if isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
+            node = _model_at(node.model_fields[part].annotation)
+        else:
+            node = None
+    key = ".".join(path) or "<top>"
+    kind, value = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        allowed = list(parent.model_fields) if isinstance(parent, type) else []
+        scope = f" for {head[:-2]}" if head else ""
+        return key, (f"unknown key '{path[-1]}'{did_you_mean(path[-1], allowed)}; allowed{scope}: {', '.join(allowed)}")
+    if kind == "missing":
+        return key, "required key is missing"
+    if (
+        head
+        and isinstance(parent, type)
+        and issubclass(parent, BaseModel)
+        and path[-1].split("[")[0] in parent.model_fields
+    ):
+        field = path[-1].split("[")[0]
+        expected = field_type(parent.model_fields[field])
+        return key, f"{head}{field}: {err['msg']} (got {value!r}); allowed: {expected}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = list(node) if isinstance(node, dict) else []
+        got = (err.get("ctx") or {}).get("tag", value)
+        return key + ".name", f"unknown name {got!r}{did_you_mean(got, tags)}; allowed: {', '.join(tags)}"
+    return key, f"{err['msg']} (got {value!r})"
+
+
+def validate(cls: type[BaseModel], data: Any, source: str, prefix: str = "") -> Any:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        key, msg = format_error(exc.errors()[0], cls)
+        raise ConfigError(f"{source}: {prefix}{key}: {msg}") from None

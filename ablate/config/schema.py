@@ -1,0 +1,118 @@
+"""The recipe schema: one fully specified experiment (``data``, ``model``, ``train``, ``eval`` and the seed).
+
+The ``data:`` and ``model.head:`` sections are the discriminated unions of the registered data sets and heads
+(``ablate.data``, ``ablate.models.heads``); ``model:`` is ``ablate.models.spec.ModelConfig``. Every key has a
+default; a recipe file gives only what it changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt, field_validator, model_validator
+
+from ablate.core.schema import Strict
+from ablate.data import DataConfig
+from ablate.data.synthetic import SyntheticData
+from ablate.models.spec import ModelConfig, OutputStride
+
+
+class TrainConfig(Strict):
+    steps: PositiveInt = 100
+    batch_size: PositiveInt = 8
+    lr: float = Field(default=0.01, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    poly_power: float = Field(default=0.9, ge=0)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: PositiveInt = 1  # processes (GPUs) per node; more than 1 trains with DDP
+    num_nodes: PositiveInt = 1
+    sync_batchnorm: bool = True  # SyncBN across processes when devices x num_nodes > 1 (GPUs only)
+    freeze_bn: bool = False  # BN of the backbone in eval mode with frozen affine parameters (DeepLab's OS 8 stage)
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"  # bf16-mixed: bf16 autocast, CPU or GPU
+    channels_last: bool = True  # NHWC memory format for the model and its inputs (faster convolutions)
+    compile: bool = False  # torch.compile the model (pays a compile time up front)
+    log_every: PositiveInt = 10
+    checkpoint_every: PositiveInt = 100  # steps between resumable checkpoints (trainings/<id>/last.ckpt)
+
+
+class GaussianCRF(Strict):
+    """Smoothness kernel: penalises label changes between nearby pixels (std ``sxy`` pixels, weight ``compat``)."""
+
+    sxy: float = Field(default=3.0, gt=0)
+    compat: float = Field(default=3.0, ge=0)
+
+
+class BilateralCRF(Strict):
+    """Appearance kernel: nearby pixels of similar colour (std ``sxy`` pixels, ``srgb`` RGB levels) agree."""
+
+    sxy: float = Field(default=50.0, gt=0)
+    srgb: float = Field(default=13.0, gt=0)
+    compat: float = Field(default=10.0, ge=0)
+
+
+class CRFConfig(Strict):
+    """Fully connected CRF post-processing (Kraehenbuehl & Koltun 2011, as in DeepLab v1/v2) with pydensecrf.
+
+    ``eval.crf: true`` is short for ``eval.crf: {enabled: true}`` with the defaults below. The unary is
+    -log(softmax); the image it sees is the de-normalised uint8 RGB. ``workers``: processes of the pool the CRF
+    runs in across images (null = every core; 1 = in this process, no pool); it changes speed, not results.
+    """
+
+    enabled: bool = False
+    iterations: PositiveInt = 5
+    gaussian: GaussianCRF = Field(default_factory=GaussianCRF)
+    bilateral: BilateralCRF = Field(default_factory=BilateralCRF)
+    workers: PositiveInt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bool(cls, data: Any) -> Any:
+        return {"enabled": data} if isinstance(data, bool) else data
+
+
+class EvalConfig(Strict):
+    """Evaluation only: nothing here changes training, so a study axis over ``eval.*`` reuses one trained model.
+
+    Inference: whole image (``tile: null``) or a sliding window of ``tile`` pixels whose neighbours overlap by
+    ``overlap`` (a fraction of the tile); each of ``scales`` (image resized by that factor) and, with ``flip``,
+    its left-right mirror is predicted, and the class probabilities are averaged at the image's size.
+    ``output_stride``: evaluate at another output stride than training's (null = training's) with the same
+    weights, the backbone's dilations rebuilt; with ``scale_rates`` the ASPP head's atrous rates follow
+    (x train OS / eval OS, as DeepLabv3 doubles its ASPP rates at OS 8). Then the optional dense CRF.
+    """
+
+    batch_size: PositiveInt = 16
+    output_stride: OutputStride | None = None
+    scale_rates: bool = True
+    scales: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+    flip: bool = False
+    tile: int | None = Field(default=None, ge=16)
+    overlap: float = Field(default=1 / 3, ge=0, lt=1)
+    crf: CRFConfig = Field(default_factory=CRFConfig)
+
+    @field_validator("scales")
+    @classmethod
+    def _check_scales(cls, scales: list[float]) -> list[float]:
+        for s in scales:
+            if not 0.1 <= s <= 4:
+                raise ValueError(f"every scale must be between 0.1 and 4, got {s}")
+        return scales
+
+
+class Recipe(Strict):
+    """One fully specified experiment: data, model, training, evaluation and the seed."""
+
+    seed: int = 0
+    data: DataConfig = Field(default_factory=SyntheticData)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_data_name(cls, data: Any) -> Any:
+        """A ``data:`` block without ``name`` is the synthetic set (recipes written before the real data sets)."""
+        if isinstance(data, dict) and isinstance(data.get("data"), dict) and "name" not in data["data"]:
+            data = {**data, "data": {"name": "synthetic", **data["data"]}}
+        return data

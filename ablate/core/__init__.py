@@ -1,0 +1,1 @@
+"""Config-free helpers every layer may use: errors, files, hashing, locks, the machine, registries, text."""

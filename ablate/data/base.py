@@ -1,0 +1,71 @@
+"""What every data set is: a typed ``data:`` section that names its classes, reads its images and labels as numpy
+arrays (``source(split)``), checks its files (``check``) and carries its normalisation and training augmentation.
+
+A data set file (one per data set, next to this one) holds a ``DataSpec`` subclass with a ``name`` literal,
+registered by ``@DATASETS.register`` and named in ``ablate/data/__init__.py``. Torch-free: ``ablate.data.loader``
+turns a spec into torch datasets."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Protocol
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from ablate.core.errors import ConfigError
+from ablate.core.registry import Registry
+from ablate.core.schema import Strict
+
+IGNORE_INDEX = 255
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+Split = Literal["train", "val"]
+
+
+class DataRootError(ConfigError):
+    """A data set root that is missing or does not hold the expected folders (one line, with the layout)."""
+
+
+class Source(Protocol):
+    """The raw items of one split: ``read(i)`` is (RGB uint8 H x W x 3, label uint8 H x W)."""
+
+    def __len__(self) -> int: ...
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class DataSpec(Strict):
+    """Training augmentation as in the papers: random scale in [scale_min, scale_max], pad + random crop of
+    ``crop_size``, random left-right flip; then ``(rgb / 255 - mean) / std``. Validation images are not resized;
+    they are padded bottom/right to at least the crop size (labels with ``ignore_index``)."""
+
+    name: str
+    scale_min: float = Field(default=0.5, gt=0)
+    scale_max: float = Field(default=2.0, gt=0)
+    flip: bool = True
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    num_workers: int = Field(default=0, ge=0)
+
+    classes: ClassVar[tuple[str, ...]] = ()
+    ignore_index: ClassVar[int] = IGNORE_INDEX
+
+    @model_validator(mode="after")
+    def _scale_order(self) -> DataSpec:
+        if self.scale_min > self.scale_max:
+            raise ValueError(f"scale_min {self.scale_min} > scale_max {self.scale_max}")
+        return self
+
+    def check(self) -> None:
+        """Raise ``DataRootError`` (one line) when the data cannot be read; nothing to check by default."""
+
+    def source(self, split: Split) -> Source:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def crop(self) -> int:  # pragma: no cover - abstract
+        """The side of training crops, and the least side validation images are padded to."""
+        raise NotImplementedError
+
+
+DATASETS: Registry = Registry("data set")

@@ -1,0 +1,38 @@
+"""The ``model:`` section of a recipe (torch-free): backbone, output stride, last-stage options, head, decoder."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
+from ablate.core.schema import Strict
+from ablate.models.heads import HeadConfig
+from ablate.models.heads.none import NoneParams
+
+OutputStride = Literal[8, 16, 32]
+
+
+class DecoderConfig(Strict):
+    """DeepLabv3+ decoder: low-level 1x1 -> ``low_level_channels``, concat, 2 x [3x3, ``channels``]."""
+
+    enabled: bool = False
+    low_level_channels: PositiveInt = 48
+    channels: PositiveInt = 256
+
+
+class ModelConfig(Strict):
+    backbone: str = "test_resnet"
+    pretrained: bool = False
+    weights: str | None = None  # local weights file for the backbone (no downloads at run time)
+    output_stride: OutputStride = 16
+    head: HeadConfig = Field(default_factory=NoneParams)
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    # last stage of the backbone (see ablate/models/backbone.py)
+    multi_grid: list[PositiveInt] | None = None  # DeepLabv3 unit rates: dilation = unit x (32 / output_stride)
+    hdc_rates: list[PositiveInt] | None = None  # HDC: the dilations themselves, cycled; not with multi_grid
+    deformable_blocks: int = Field(default=0, ge=0)  # deformable 3x3 convs in the last N blocks (Dai et al.)
+    deformable_modulated: bool = False  # DCNv2 modulation of those deformable convs
+    # PSPNet's auxiliary loss: an FCN head (3x3 conv-BN-ReLU, dropout, 1x1) on the stage before the last, its
+    # cross-entropy added with this weight during training (PSPNet: 0.4); 0 = no auxiliary head
+    aux_loss: float = Field(default=0.0, ge=0)

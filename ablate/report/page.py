@@ -1,0 +1,161 @@
+"""The study report: results/<study>/report.html (self-contained: plots inline as base64 PNG) and report.md (plots
+next to it in report_files/), rendered from the Jinja2 templates in ``templates/``.
+
+Contents: the comparison table (and the paper layout); the plots of ``ablate.report.plots``; failed runs with their
+errors; the recipe, the study and the exact command to reproduce, with the code's git commit and package versions.
+Reads files only (the runs' records, curves and kept predictions).
+"""
+
+from __future__ import annotations
+
+import base64
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ablate.core.files import atomic_write
+from ablate.core.text import format_value
+from ablate.report import plots
+from ablate.report.plots import Figure
+from ablate.report.render import HTML_STYLE, to_html_fragment, to_markdown
+from ablate.report.table import ComparisonTable
+
+FILES = "report_files"
+_ENV = Environment(
+    loader=PackageLoader("ablate.report"),
+    autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+    keep_trailing_newline=True,
+)
+
+
+@dataclass
+class Report:
+    html: Path
+    md: Path
+    figures: list[Figure] = field(default_factory=list)
+
+    @property
+    def images(self) -> dict[str, Path]:
+        return {f.name: f.path for f in self.figures if f.path is not None}
+
+
+def git_state(path: Path) -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + (" (uncommitted changes)" if dirty else "")) if commit else "unknown"
+
+
+def reproduce_command(loaded, results: Path, command: str = "run") -> str:
+    parts = ["ablate", command, loaded.path]
+    if str(results) != "results":
+        parts += ["--results", str(results)]
+    for key, value in loaded.overrides.items():
+        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        parts += ["--set", f"'{key}={text}'"]
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------- the report
+PLOTS = [
+    ("metric_vs_axes", "Main metric vs each axis", "Mean ± std over seeds; one line per value of the other axes."),
+    ("cost", "Accuracy vs cost", "Mean ± std of the main metric against multiply-adds, latency and parameters."),
+    ("per_class_iou", "Per-class IoU", "Configurations × classes, mean over finished seeds."),
+    ("curves", "Training curves", "Training loss per step, one line per seed; dashed lines are failed runs."),
+    ("qualitative", "Qualitative results", "Image, ground truth (white: ignored), prediction of each configuration."),
+]
+
+def _draw(name: str, table: ComparisonTable, axes: list[str], values: dict[str, list[str]], root: Path,
+          path: Path) -> None:  # fmt: skip
+    """Draw plot ``name`` to ``path``; raises with the reason when it cannot be drawn."""
+    any_done = bool((table.runs["status"] == "done").any())
+    if name == "curves":
+        if not plots.plot_curves(table, axes, root, path):
+            raise RuntimeError("no training curve recorded")
+        return
+    if not any_done:
+        raise RuntimeError("no finished run")
+    if name == "metric_vs_axes":
+        plots.plot_metric_vs_axes(table, axes, values, path)
+    elif name == "cost":
+        if "macs" not in table.summary or table.summary["macs"].isna().all():
+            raise RuntimeError("no cost recorded (runs finished before cost measurement existed)")
+        plots.plot_cost(table, axes, path)
+    elif name == "per_class_iou":
+        if not any(str(c).startswith("iou:") for c in table.summary.columns):
+            raise RuntimeError("no per-class IoU recorded")
+        plots.plot_per_class(table, axes, path)
+    elif name == "qualitative":
+        plots.plot_qualitative(table, axes, root, path)
+
+
+def write_report(loaded: Any, table: ComparisonTable, root: Path, results: Path) -> Report:
+    """Draw every plot into ``root/report_files/`` and write ``root/report.html`` (self-contained) and
+    ``root/report.md``. A plot that cannot be drawn (e.g. no finished run) is replaced by a note saying why; the
+    report is always written. ``loaded`` is the ``LoadedStudy``."""
+    study = loaded.study
+    axes = list(study.axes)
+    values = {a: [format_value(v) for v in vals] for a, vals in study.axes.items()}
+    files = root / FILES
+    files.mkdir(parents=True, exist_ok=True)
+    figures: list[Figure] = []
+    for name, title, caption in PLOTS:
+        fig = Figure(name, title, caption)
+        path = files / f"{name}.png"
+        try:
+            _draw(name, table, axes, values, root, path)
+            fig.path = path
+        except Exception as exc:  # noqa: BLE001 - a missing plot must not cost the whole report
+            fig.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            path.unlink(missing_ok=True)
+        figures.append(fig)
+    counts = table.runs["status"].value_counts().to_dict()
+    context = {
+        "study": study,
+        "status_line": ", ".join(f"{v} {k}" for k, v in counts.items()),
+        "figures": figures,
+        "files": FILES,
+        "command": reproduce_command(loaded, results) + "\n" + reproduce_command(loaded, results, "report"),
+        "provenance": _provenance(),
+        "study_path": loaded.path,
+        "study_text": Path(loaded.path).read_text() if Path(loaded.path).is_file() else "",
+        "recipe_path": loaded.recipe_path,
+        "recipe_text": yaml.safe_dump(loaded.recipe, sort_keys=False),
+    }
+    md = to_markdown(table, heading="##").replace(f"## {table.title}\n", "## Comparison table\n", 1)
+    md_path, html_path = root / "report.md", root / "report.html"
+    atomic_write(md_path, _ENV.get_template("report.md.j2").render(table_md=md, **context))
+    images = {f.name: base64.b64encode(f.path.read_bytes()).decode() for f in figures if f.path}
+    page = _ENV.get_template("report.html.j2").render(
+        table_html=to_html_fragment(table), table_style=HTML_STYLE, images=images, **context
+    )
+    atomic_write(html_path, page)
+    return Report(html=html_path, md=md_path, figures=figures)
+
+
+def _provenance() -> str:
+    import importlib.metadata as md
+
+    versions = []
+    for pkg in ("ablate", "torch", "timm", "lightning"):
+        try:
+            versions.append(f"{pkg} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            pass
+    code = git_state(Path(__file__).resolve().parent)
+    return f"Code: git {code}; Python {platform.python_version()}; {', '.join(versions)}."

@@ -1,0 +1,154 @@
+"""The comparison table written out: markdown, CSV (every number at full precision), LaTeX (booktabs) and HTML."""
+
+from __future__ import annotations
+
+import html as _html
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ablate.core.files import atomic_write
+from ablate.report.table import COSTS, METRICS, ComparisonTable
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row.tolist()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
+    parts = [f"{heading} {t.title}\n\n", _md_table(t.shown)]
+    if t.layout is not None:
+        parts.append(f"\n{METRICS[t.metric]} in the study's table layout:\n\n")
+        parts.append(_md_table(t.layout))
+    if t.published is not None:
+        parts.append(f"\n{heading}# Published vs reproduced\n\n{t.published_caption}\n\n")
+        parts.append(_md_table(t.published))
+    parts.append("\n" + "".join(f"- {n}\n" for n in t.footnote))
+    if t.failures:
+        parts.append("\nFailed runs:\n\n" + "\n".join(f"- `{i}` {label}: {err}" for i, label, err in t.failures) + "\n")
+    if t.missing:
+        parts.append("\nMissing runs:\n\n" + "\n".join(f"- `{i}` {label}" for i, label in t.missing) + "\n")
+    return "".join(parts)
+
+
+def to_csv(t: ComparisonTable) -> str:
+    """Every number of the summary (one row per configuration), full precision, for scripts."""
+    return t.summary.to_csv(index=False)
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: Any) -> str:
+    """Escape LaTeX specials; ±, Δ, ×, — as math/text; significance marks (*, **, ***) as superscripts."""
+
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    out = out.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("×", r"$\times$").replace("—", "--")
+    return re.sub(r"\*+", lambda m: f"$^{{{m.group(0)}}}$", out)
+
+
+def _latex_tabular(df: pd.DataFrame) -> list[str]:
+    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) or str(c) in COSTS.values() else "l" for c in df)
+    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
+    lines.append(" & ".join(latex_escape(c) for c in df.columns) + r" \\")
+    lines.append(r"\midrule")
+    for _, row in df.iterrows():
+        lines.append(" & ".join(latex_escape(v) for v in row.tolist()) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return lines
+
+
+def to_latex(t: ComparisonTable) -> str:
+    """booktabs tables (needs ``\\usepackage{booktabs}``): the per-configuration table, then the paper layout."""
+    lines = ["% requires \\usepackage{booktabs}", r"\begin{table}[t]", r"\centering", r"\small"]
+    lines += _latex_tabular(t.shown)
+    if t.layout is not None:
+        lines += [r"\vspace{1em}", ""] + _latex_tabular(t.layout)
+    caption = " ".join(t.footnote)
+    lines += [rf"\caption{{{latex_escape(t.title)}: {latex_escape(caption)}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _html_table(df: pd.DataFrame, cls: str) -> str:
+    head = "".join(f"<th>{_html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for _, row in df.iterrows():
+        cells = []
+        for v in row.tolist():
+            text = str(v)
+            klass = ' class="failed"' if "FAILED" in text else (' class="missing"' if "missing" in text else "")
+            cells.append(f"<td{klass}>{_html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+HTML_STYLE = """
+table.ablate { border-collapse: collapse; font: 13px/1.4 system-ui, sans-serif; margin: 0.5em 0 1em; }
+table.ablate th { border-top: 2px solid #222; border-bottom: 1px solid #222; padding: 3px 10px; text-align: left; }
+table.ablate td { padding: 3px 10px; border-bottom: 1px solid #eee; white-space: nowrap; }
+table.ablate tbody tr:last-child td { border-bottom: 2px solid #222; }
+table.ablate td.failed { color: #b00020; font-weight: 600; }
+table.ablate td.missing { color: #a06000; }
+.footnote { font: 12px/1.4 system-ui, sans-serif; color: #444; max-width: 1100px; }
+"""
+
+
+def to_html_fragment(t: ComparisonTable) -> str:
+    parts = [_html_table(t.shown, "ablate comparison")]
+    if t.layout is not None:
+        parts.append(f"<p>{METRICS[t.metric]} in the study's table layout:</p>")
+        parts.append(_html_table(t.layout, "ablate layout"))
+    parts.append('<ul class="footnote">' + "".join(f"<li>{_html.escape(n)}</li>" for n in t.footnote) + "</ul>")
+    if t.failures:
+        items = "".join(
+            f"<li><code>{_html.escape(i)}</code> {_html.escape(label)}: "
+            f"<span class='error'>{_html.escape(err)}</span></li>"
+            for i, label, err in t.failures
+        )
+        parts.append(f'<div class="failures"><b>Failed runs</b><ul>{items}</ul></div>')
+    if t.missing:
+        items = "".join(f"<li><code>{_html.escape(i)}</code> {_html.escape(label)}</li>" for i, label in t.missing)
+        parts.append(f'<div class="missing"><b>Missing runs</b><ul>{items}</ul></div>')
+    return "\n".join(parts)
+
+
+def to_html(t: ComparisonTable) -> str:
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_html.escape(t.title)}</title>"
+        f"<style>{HTML_STYLE}</style></head><body><h1>{_html.escape(t.title)}</h1>\n{to_html_fragment(t)}\n</body></html>\n"
+    )
+
+
+FORMATS = {
+    "md": ("table.md", to_markdown),
+    "csv": ("table.csv", to_csv),
+    "latex": ("table.tex", to_latex),
+    "html": ("table.html", to_html),
+}
+
+
+def save(t: ComparisonTable, root: Path, formats: tuple[str, ...] = ("md", "csv")) -> dict[str, Path]:
+    """Write the table in ``formats`` under ``root`` (table.md, table.csv, table.tex, table.html)."""
+    written = {}
+    for fmt in formats:
+        name, render = FORMATS[fmt]
+        atomic_write(root / name, render(t))
+        written[fmt] = root / name
+    return written

@@ -1,0 +1,71 @@
+"""What every executor is: a typed ``executor:`` section (its ``kind`` literal) that runs a study's jobs.
+
+An executor file (one per executor, next to this one) holds a ``Strict`` config subclass registered by
+``@EXECUTORS.register`` and named in ``ablate/study/executors/__init__.py``; it implements ``run`` (and may refine
+``select``). Torch-free: a job is run by its import path (``ablate.study.worker``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ablate.core.registry import Registry
+
+if TYPE_CHECKING:
+    from ablate.study.grid import Run
+    from ablate.study.store import Store
+
+EXECUTORS: Registry = Registry("executor", key="kind")
+
+
+@dataclass
+class Item:
+    """One run to do: its position in this command's list, its folder and its training's folder."""
+
+    index: int
+    run: Run
+    run_dir: Path
+    train_dir: Path
+
+
+class Printer(Protocol):
+    def print(self, *args: Any, **kwargs: Any) -> None: ...
+
+
+Report = Callable[[Item, dict[str, Any]], None]  # called once per item with its record (done, failed, busy)
+
+
+@dataclass
+class Context:
+    """What an executor gets from the study session: where results go, the job's import path, a console, the
+    study file (for messages) and the total count of items (for ``[i/n]``)."""
+
+    store: Store
+    job: str
+    console: Printer
+    study_path: str
+    total: int
+
+
+def queued_elsewhere(runs: list[Run], store: Store) -> set[str]:
+    """Runs whose SLURM job (from an earlier ``ablate run --executor slurm``) is still queued: nothing else may
+    start them."""
+    from ablate.study.executors import slurm
+
+    jobs = {r.id: slurm.submitted_job(store.run_dir(r)) for r in runs}
+    active = slurm.queued_jobs(sorted({j for j in jobs.values() if j}))
+    return {rid for rid, job in jobs.items() if job in active}
+
+
+def select(runs: list[Run], store: Store, retry_failed: bool = False) -> tuple[list[Run], list[Run]]:
+    """(runs to do now, runs another process or a queued SLURM job holds): the pending runs, or with
+    ``retry_failed`` the failed ones; eval-only variants right after the run that trains their model."""
+    states = {r.id: store.state(r) for r in runs}
+    queued = queued_elsewhere([r for r in runs if states[r.id] != "done"], store)
+    todo = [r for r in runs if r.id not in queued and states[r.id] == ("failed" if retry_failed else "pending")]
+    order = {tid: i for i, tid in enumerate(dict.fromkeys(r.train_id for r in todo))}
+    todo.sort(key=lambda r: order[r.train_id])
+    busy = [r for r in runs if states[r.id] == "running" or r.id in queued]
+    return todo, busy

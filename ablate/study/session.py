@@ -1,0 +1,217 @@
+"""A study session: the study loaded and checked once, its grid expanded once, one Store; it plans, runs what is
+left on an executor, and makes the table, the report and the W&B summary. The CLI only parses and prints.
+
+Torch-free: the job is named by its import path (``ablate.train.job:run_job``) and imported by the process that
+runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from ablate.core.errors import ConfigError
+from ablate.core.files import atomic_write
+from ablate.core.text import plural
+from ablate.study.executors import Context, ExecutorConfig, Item, select
+from ablate.study.executors.base import Printer
+from ablate.study.executors.local import LocalExecutor
+from ablate.study.executors.slurm import SlurmExecutor
+from ablate.study.grid import Run, expand
+from ablate.study.load import LoadedStudy, load_study
+from ablate.study.store import Store
+
+DEFAULT_JOB = "ablate.train.job:run_job"
+STATES = ("done", "running", "failed", "pending")
+
+
+def fmt_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+@dataclass
+class Progress:
+    """What a job reports while it trains in this process; one line per report with elapsed time and ETA."""
+
+    console: Printer
+    total_runs: int
+    started: float = field(default_factory=time.monotonic)
+    index: int = 0
+    run_started: float = 0.0
+    finished_durations: list[float] = field(default_factory=list)
+
+    def start_run(self, index: int, run: Run) -> None:
+        self.index, self.run_started = index, time.monotonic()
+        self.console.print(f"[bold][{index}/{self.total_runs}][/bold] {run.id}  {escape(run.label)}")
+
+    def step(self, step: int, steps: int, loss: float) -> None:
+        now = time.monotonic()
+        run_elapsed = now - self.run_started
+        run_eta = run_elapsed / max(step, 1) * (steps - step)
+        durations = self.finished_durations
+        per_run = sum(durations) / len(durations) if durations else run_elapsed / max(step, 1) * steps
+        study_eta = run_eta + (self.total_runs - self.index) * per_run
+        self.console.print(
+            f"    step {step:>5}/{steps}  loss {loss:7.4f}  run {fmt_time(run_elapsed)} "
+            f"(eta {fmt_time(run_eta)})  study {fmt_time(now - self.started)} (eta {fmt_time(study_eta)})",
+            highlight=False,
+        )
+
+    def note(self, message: str) -> None:
+        self.console.print(f"    {message}", highlight=False, markup=False)
+
+    def end_run(self) -> float:
+        duration = time.monotonic() - self.run_started
+        self.finished_durations.append(duration)
+        return duration
+
+
+@dataclass
+class Summary:
+    runs: list[Run]
+    skipped: list[Run] = field(default_factory=list)  # finished, failed (unless retried) or held elsewhere
+    done: list[Run] = field(default_factory=list)
+    failed: list[tuple[Run, str]] = field(default_factory=list)
+    busy: list[Run] = field(default_factory=list)
+
+
+class StudySession:
+    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, results: str | Path = "results"):
+        self.loaded: LoadedStudy = load_study(path, overrides)
+        self.runs: list[Run] = expand(self.loaded)
+        self.results = Path(results)
+        self.store = Store(self.results, self.loaded.study.name)
+
+    @property
+    def study(self):
+        return self.loaded.study
+
+    def states(self) -> dict[str, str]:
+        return {r.id: self.store.state(r) for r in self.runs}
+
+    def counts(self, states: dict[str, str] | None = None) -> dict[str, int]:
+        states = states or self.states()
+        return {s: sum(v == s for v in states.values()) for s in STATES}
+
+    def executor(self, kind: str | None = None, **changes: Any) -> ExecutorConfig:
+        """The study's executor, or another kind (its own defaults), with ``changes`` (None values: unchanged)."""
+        cfg = self.study.executor
+        if kind is not None and kind != cfg.kind:
+            kinds = {"local": LocalExecutor, "slurm": SlurmExecutor}
+            if kind not in kinds:
+                raise ConfigError(f"--executor {kind}: allowed: {', '.join(kinds)}")
+            cfg = kinds[kind]()
+        updates = {k: v for k, v in changes.items() if v is not None and k in type(cfg).model_fields}
+        return cfg.model_copy(update=updates)
+
+    def todo(self, executor: ExecutorConfig, retry_failed: bool = False) -> tuple[list[Run], list[Run]]:
+        """(runs this command does or waits for, runs another process holds)."""
+        todo, busy = select(self.runs, self.store, retry_failed)
+        if isinstance(executor, SlurmExecutor):  # its own queued jobs are waited for, not submitted again
+            states = self.states()
+            queued = executor.select_queued([r for r in self.runs if states[r.id] != "done"], self.store)
+            todo = queued + [r for r in todo if r not in queued]
+            busy = [r for r in busy if r not in queued]
+        return todo, busy
+
+    def run(self, executor: ExecutorConfig, console: Printer, todo: list[Run], busy: list[Run],
+            job: str = DEFAULT_JOB, retry_failed: bool = False) -> Summary:  # fmt: skip
+        """Run ``todo`` on ``executor``. Raises ``Interrupted`` (runs stay resumable) when asked to stop."""
+        trainings = len({r.train_id for r in self.runs})
+        what = "failed runs to retry" if retry_failed else "to run"
+        finished = sum(self.store.state(r) == "done" for r in self.runs)
+        console.print(
+            f"study [bold]{escape(self.study.name)}[/bold]: {plural(len(self.runs), 'run')} "
+            f"({plural(trainings, 'training')}), {finished} finished, {len(todo)} {what}"
+            + (f", {len(busy)} running in another process" if busy else "")
+        )
+        summary = Summary(runs=self.runs, skipped=[r for r in self.runs if r not in todo], busy=list(busy))
+
+        def report(item: Item, record: dict[str, Any]) -> None:
+            status = record.get("status")
+            if status == "done":
+                miou = record.get("metrics", {}).get("miou")
+                shown = f"mIoU {100 * miou:.2f}" if miou is not None else "done"
+                how = "trained" if record.get("trained", True) else f"reused training {item.run.train_id}"
+                console.print(f"    [green]{shown}[/green] in {fmt_time(record.get('duration_s', 0))} ({how})")
+                summary.done.append(item.run)
+            elif status == "failed":
+                console.print(f"    [red]failed[/red]: {escape(str(record.get('error')))}")
+                summary.failed.append((item.run, record.get("error", "")))
+            else:
+                console.print(f"    [yellow]skipped[/yellow]: another process is running {item.run.id}")
+                summary.busy.append(item.run)
+
+        items = [Item(i, r, self.store.prepare(r), self.store.training_dir(r)) for i, r in enumerate(todo, start=1)]
+        ctx = Context(store=self.store, job=job, console=console, study_path=self.loaded.path, total=len(items))
+        executor.run(ctx, items, report, Progress(console=console, total_runs=len(items)))
+        return summary
+
+    def resume_command(self, command: str = "run") -> str:
+        from ablate.report.page import reproduce_command
+
+        return reproduce_command(self.loaded, self.results, command)
+
+    # ------------------------------------------------------------------------------------------------ results
+    def collect(self):
+        from ablate.study.results import collect
+
+        return collect(self.runs, self.store)
+
+    def table(self):
+        from ablate.report.table import build
+
+        return build(self.study, self.collect(), self.runs_info())
+
+    def runs_info(self) -> dict[str, str]:
+        """run id -> label, for the lists of failed and missing runs."""
+        return {r.id: r.label for r in self.runs}
+
+    def save_table(self, t, formats: tuple[str, ...]) -> dict[str, Path]:
+        from ablate.report.render import save
+
+        return save(t, self.store.root, formats)
+
+    def write_report(self, t):
+        from ablate.report.page import write_report
+
+        return write_report(self.loaded, t, self.store.root, self.results)
+
+    def outputs(self) -> Outputs:
+        return Outputs(self.store.root, self.loaded)
+
+
+class Outputs:
+    """What the report and the W&B summary run were last made from (results/<study>/.outputs.json): a digest of
+    the table (table.csv, table.md) and of the study and recipe, so a second ``ablate run`` of a finished study
+    neither redraws the plots nor logs a duplicate summary run."""
+
+    def __init__(self, root: Path, loaded: LoadedStudy):
+        self.path = root / ".outputs.json"
+        h = hashlib.sha256()
+        for name in ("table.csv", "table.md"):
+            h.update((root / name).read_bytes() if (root / name).is_file() else b"-")
+        setup = [loaded.study.model_dump(mode="json"), loaded.recipe]
+        h.update(json.dumps(setup, sort_keys=True, default=str).encode())
+        self.digest = h.hexdigest()
+        try:
+            self.marks: dict[str, str] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.marks = {}
+
+    def same(self, what: str, key: str, output: Path | None = None) -> bool:
+        return self.marks.get(what) == key and (output is None or output.is_file())
+
+    def set(self, what: str, key: str) -> None:
+        self.marks[what] = key
+        atomic_write(self.path, json.dumps(self.marks, indent=1))

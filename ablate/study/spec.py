@@ -1,0 +1,121 @@
+"""The study schema: a recipe plus the axes to vary, the seeds, the baseline, the table layout, where jobs run
+(``executor``, the discriminated union of ``ablate.study.executors``), W&B and a paper's published numbers.
+Torch-free."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from ablate.core.schema import Strict
+from ablate.study.executors import ExecutorConfig
+from ablate.study.executors.local import LocalExecutor
+
+Metric = Literal["miou", "pixel_acc", "mean_acc", "fwiou"]
+SEED_MAX = 2**32 - 1  # what every RNG a run seeds (torch, numpy, Python) accepts
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+
+
+class TableConfig(Strict):
+    rows: list[str] = Field(default_factory=list)
+    columns: list[str] = Field(default_factory=list)
+    metric: Metric = "miou"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _listify(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("rows", "columns"):
+                if isinstance(data.get(key), str):
+                    data[key] = [data[key]]
+        return data
+
+
+class ScaleRule(Strict):
+    """Coupled axes: values of ``scale`` are written as they apply at ``with == reference`` and are scaled by
+    ``reference / value of with`` in every run (DeepLab's ASPP rates (6, 12, 18) at output stride 16 become
+    (12, 24, 36) at 8). Scaled numbers are rounded to integers, at least 1."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    scale: str
+    with_: str = Field(alias="with")
+    reference: float = Field(gt=0)
+
+
+class WandbConfig(Strict):
+    """Where runs are logged on W&B (see ``ablate.study.wandb_sink``). Not part of any run's identity: a run's id
+    does not change with it. ``auto``: online when an API key is configured, else offline (files only)."""
+
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    project: str | None = None  # default "ablate"; the group is always the study's name
+    entity: str | None = None
+
+
+class ReferenceRow(Strict):
+    """One published number: the paper's row (and column, for tables laid out as a grid) and the axis values of
+    the configuration that reproduces it (``where``; empty when this study cannot reproduce it, e.g. a column
+    whose setting ablate does not have: the row is then shown with its published number only)."""
+
+    label: str
+    column: str | None = None
+    where: dict[str, Any] = Field(default_factory=dict)
+    miou: float | None = None
+    pixel_acc: float | None = None
+    mean_acc: float | None = None
+    fwiou: float | None = None
+
+
+class Reference(Strict):
+    """Published numbers of the table a study reproduces (in %, as printed in the paper)."""
+
+    paper: str  # authors, title, arXiv id
+    table: str  # e.g. "Table 5"
+    dataset: str = ""  # e.g. "PASCAL VOC 2012 val"
+    metric: Metric = "miou"
+    note: str = ""  # setup differences, reconstructed check marks, ...
+    rows: list[ReferenceRow] = Field(min_length=1)
+
+
+class Study(Strict):
+    """A recipe plus the axes to vary. Axis keys are dotted paths into the recipe."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    recipe: str
+    set: dict[str, Any] = Field(default_factory=dict)  # fixed overrides applied to every run
+    axes: dict[str, list[Any]] = Field(default_factory=dict)
+    zip: list[list[str]] = Field(default_factory=list)  # groups of axes whose values move together
+    rules: list[ScaleRule] = Field(default_factory=list)
+    include: list[dict[str, Any]] = Field(default_factory=list)  # extra combinations (other axes: baseline)
+    exclude: list[dict[str, Any]] = Field(default_factory=list)  # combinations matching all given values
+    executor: ExecutorConfig = Field(default_factory=LocalExecutor)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
+    baseline: dict[str, Any] = Field(default_factory=dict)
+    table: TableConfig = Field(default_factory=TableConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+    reference: Reference | None = None  # the paper's published numbers (ablate.report.reference joins them)
+    # recipe overrides of the reduced run (CPU-sized, embedded synthetic data), applied after ``set`` when the
+    # study is loaded with ``--set reduced=true``
+    reduced: dict[str, Any] = Field(default_factory=dict)
+
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seed {repeated[0]} is given twice: every seed is one run per configuration")
+        return seeds
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_executor_kind(cls, data: Any) -> Any:
+        """``executor: {max_parallel: 2}`` without a kind is the local executor."""
+        if isinstance(data, dict) and isinstance(data.get("executor"), dict) and "kind" not in data["executor"]:
+            data = {**data, "executor": {"kind": "local", **data["executor"]}}
+        return data
+
+
+REDUCED_KEY = "reduced"  # ``--set reduced=true``: apply the study's ``reduced:`` block
