@@ -40,9 +40,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the package, the tests and this file."""
-    session.install("ruff>=0.5")
+    """ruff over the package, the tests and this file; the import contracts between the layers (lint-imports,
+    contracts in pyproject.toml)."""
+    session.install("ruff>=0.5", "import-linter>=2.1")
     session.run("ruff", "check", "ablate", "tests", "noxfile.py")
+    session.run("lint-imports")
 
 
 @nox.session

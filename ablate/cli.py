@@ -14,11 +14,35 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.exceptions import TyperException
 
-from ablate.core import signals
+from ablate.core import signals, warn
 from ablate.core.errors import ConfigError
 
+class _OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (an unknown option, a value out of range) as one line and exit code 2, like every other bad
+    input; a signal outside a training (it checkpoints itself) as one line and 128 + its number."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            sys.exit(130)
+        except TyperException as exc:  # click's usage errors (typer vendors click): an option, a value, a command
+            if not exc.format_message():  # `ablate` alone: the help was the answer
+                sys.exit(0)
+            ctx = getattr(exc, "ctx", None)
+            command = " ".join(["ablate", *([ctx.info_name] if ctx is not None and ctx.parent else []), "--help"])
+            err_console.print(f"[red]error:[/red] {escape(exc.format_message())} (see {command})", markup=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        except signals.Interrupted as stop:
+            err_console.print(f"interrupted by {stop.name}; nothing was running: run the same command again")
+            sys.exit(stop.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -177,7 +201,7 @@ def run(
             markup=False,
         )
         raise typer.Exit(stop.exit_code) from None
-    if getattr(exec_cfg, "detach", False):
+    if not summary.waited:
         return
     _publish(session, ctx, report)
     t = session.table()
@@ -368,6 +392,7 @@ app.command()(bench)
 
 
 def main() -> None:  # pragma: no cover - the console script
+    warn.install()
     app()
 
 

@@ -123,3 +123,19 @@ def make_ade20k(root: Path, seed: int = 0) -> dict[str, np.ndarray]:
             Image.fromarray(label, mode="L").save(path)
             out[f"{split}/{stem}"] = label
     return out
+
+
+def write_voc(root: Path, train: list[tuple[np.ndarray, np.ndarray]], val: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Given (RGB uint8, label uint8) pairs in the VOC 2012 layout (JPEGs, palette PNGs, split lists)."""
+    voc = root / "VOCdevkit" / "VOC2012"
+    sets = voc / "ImageSets" / "Segmentation"
+    for folder in (voc / "JPEGImages", voc / "SegmentationClass", sets):
+        folder.mkdir(parents=True, exist_ok=True)
+    for split, pairs in (("train", train), ("val", val)):
+        ids = [f"{split}_{i:04d}" for i in range(len(pairs))]
+        (sets / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+        for i, (rgb, label) in zip(ids, pairs, strict=True):
+            Image.fromarray(rgb).save(voc / "JPEGImages" / f"{i}.jpg", quality=95)
+            png = Image.fromarray(label, mode="P")
+            png.putpalette(voc_palette())
+            png.save(voc / "SegmentationClass" / f"{i}.png")

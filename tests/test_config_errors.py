@@ -74,6 +74,57 @@ CASES = {
         """,
         ["study.yaml", "baseline.model.output_strid", "did you mean 'model.output_stride'"],
     ),
+    "negative_seed": (
+        "name: s\nrecipe: recipe.yaml\nseeds: [-1]\n",
+        ["study.yaml", "seeds[0]", "greater than or equal to 0", "-1"],
+    ),
+    "seed_too_large": (
+        "name: s\nrecipe: recipe.yaml\nseeds: [0, 4294967296]\n",
+        ["study.yaml", "seeds[1]", "less than or equal to 4294967295"],
+    ),
+    "repeated_seed": (
+        "name: s\nrecipe: recipe.yaml\nseeds: [0, 1, 0]\n",
+        ["study.yaml", "seeds", "seed 0 is given twice"],
+    ),
+    "baseline_value_not_in_grid": (
+        "name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16]}\nbaseline: {model.output_stride: 4}\n",
+        ["study.yaml", "baseline.model.output_stride", "4 is not a value of axis model.output_stride", "8, 16"],
+    ),
+    "include_value_not_in_grid": (
+        "name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16]}\ninclude: [{model.output_stride: 32}]\n",
+        ["study.yaml", "include[0].model.output_stride", "32 is not a value of axis"],
+    ),
+    "exclude_value_not_in_grid": (
+        "name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16]}\nexclude: [{model.output_stride: 4}]\n",
+        ["study.yaml", "exclude[0].model.output_stride", "4 is not a value of axis"],
+    ),
+    "repeated_axis_value": (
+        "name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16, 8]}\n",
+        ["study.yaml", "axes.model.output_stride", "8 is given twice"],
+    ),
+    "repeated_zipped_values": (
+        "name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 8], train.steps: [2, 2]}\n"
+        "zip: [[model.output_stride, train.steps]]\n",
+        ["study.yaml", "zip[0]", "(model.output_stride=8, train.steps=2) is given twice"],
+    ),
+    "everything_excluded": (
+        "name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8]}\nexclude: [{model.output_stride: 8}]\n",
+        ["study.yaml", "exclude", "no run is left"],
+    ),
+    "baseline_not_a_zipped_combination": (
+        "name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16], train.steps: [2, 3]}\n"
+        "zip: [[model.output_stride, train.steps]]\nbaseline: {model.output_stride: 8, train.steps: 3}\n",
+        ["study.yaml", "baseline", "no configuration of the grid has model.output_stride=8, train.steps=3"],
+    ),
+    "two_axis_values_are_one_run": (
+        "name: s\nrecipe: recipe.yaml\naxes: {model.head: [{name: aspp, rates: [2, 4], channels: 16},"
+        " {name: aspp, rates: [2, 4], channels: 16, dropout: 0.1}]}\n",
+        ["study.yaml", "axes", "are the same run"],
+    ),
+    "batch_larger_than_the_data": (
+        "name: s\nrecipe: recipe.yaml\nset: {train.batch_size: 32}\n",
+        ["study.yaml", "train.batch_size", "32", "data.num_train", "16"],
+    ),
 }
 
 
@@ -112,6 +163,42 @@ def test_backbone_that_cannot_dilate_is_refused(tiny_study):
     result, out = _run("run", str(study), "--results", str(study.parent / "results"))
     assert result.exit_code == 2, out
     assert "set.model.output_stride" in out and "cannot run at output stride 8" in out and "output_stride: 32" in out
+
+
+CLI_CASES = {
+    "set_on_an_axis": (
+        ["--set", "model.output_stride=32"],
+        ["--set model.output_stride", "is an axis of", "study.yaml", "change its values in the study's axes"],
+    ),
+    "set_inside_an_axis": (["--set", "model.head.rates=[1]"], ["--set model.head.rates", "is an axis"]),
+    "set_on_a_rule_key": (
+        ["--set", "model.output_stride=8"],
+        ["--set model.output_stride", "used by rules[0].with"],
+    ),
+    "zero_threads": (["--threads", "0"], ["--threads", "greater than or equal to 1", "ablate run --help"]),
+    "zero_jobs": (["-j", "0"], ["--max-parallel", "greater than or equal to 1"]),
+    "unknown_option": (["--thread", "2"], ["No such option: --thread", "--threads"]),
+    "unknown_executor": (["--executor", "kubernetes"], ["--executor kubernetes", "allowed: local, slurm"]),
+    "unknown_wandb_mode": (["--wandb", "loud"], ["--wandb loud", "expected one of"]),
+}
+STUDIES = {
+    "set_on_a_rule_key": "name: s\nrecipe: recipe.yaml\naxes: {model.head.rates: [[6], [6, 12]]}\n"
+    "rules: [{scale: model.head.rates, with: model.output_stride, reference: 16}]\n",
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_bad_command_line_is_one_line_exit_2(tiny_study, case):
+    args, expected = CLI_CASES[case]
+    default = "name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16], model.head.rates: [[2]]}\n"
+    body = STUDIES.get(case, default)
+    study = tiny_study(body)
+    result, out = _run("run", str(study), "--results", str(study.parent / "results"), *args)
+    assert result.exit_code == 2, out
+    assert len(out.splitlines()) == 1 and "Traceback" not in out, out
+    for fragment in expected:
+        assert fragment in out, (fragment, out)
+    assert not (study.parent / "results").exists()  # nothing ran
 
 
 def test_bad_cli_override(tiny_study):

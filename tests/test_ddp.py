@@ -39,6 +39,7 @@ def _ablate_run(study: Path, results: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_two_process_metrics_equal_one_process(tmp_path):
     recipe = Recipe.model_validate(
         {
@@ -61,6 +62,7 @@ def test_two_process_metrics_equal_one_process(tmp_path):
     assert half["miou"] != pytest.approx(single["miou"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_ddp_training_through_ablate_run(tiny_study, tmp_path):
     study = tiny_study("name: ddp\nrecipe: recipe.yaml\nset: {train.devices: 2, train.accelerator: cpu}\n")
     out = _ablate_run(study, tmp_path / "r")
@@ -71,6 +73,7 @@ def test_ddp_training_through_ablate_run(tiny_study, tmp_path):
     assert record["status"] == "done" and record["steps"] == 3 and 0 <= record["metrics"]["miou"] <= 1
 
 
+@pytest.mark.slow
 def test_ddp_training_that_fails_ends_both_processes(tiny_study, tmp_path):
     """A diverging DDP training fails as one run (error recorded, exit code 1); no rank is left waiting."""
     study = tiny_study(

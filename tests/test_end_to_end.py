@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 STUDY = """
 name: e2e
 recipe: recipe.yaml
@@ -16,6 +18,7 @@ baseline: {model.output_stride: 16}
 """
 
 
+@pytest.mark.slow
 def test_run_twice(tiny_study, tmp_path):
     study = tiny_study(STUDY)
     cmd = [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(tmp_path / "results")]
@@ -59,6 +62,7 @@ def test_run_twice(tiny_study, tmp_path):
     assert len(list((study_dir / "wandb").glob("offline-run-*"))) == len(summaries) + 1
 
 
+@pytest.mark.slow
 def test_eval_only_axis_trains_once(tiny_study, tmp_path):
     study = tiny_study("name: ev\nrecipe: recipe.yaml\naxes: {eval.batch_size: [2, 8]}\n")
     cmd = [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(tmp_path / "results")]

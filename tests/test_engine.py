@@ -105,6 +105,7 @@ def _cmd(study, results, *extra):
     return [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), *extra]
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_never_train_the_same_run_twice(tiny_study, tmp_path):
     study = tiny_study("name: lock\nrecipe: recipe.yaml\nset: {train.steps: 6}\naxes: {model.output_stride: [8, 16]}\n")
     procs = [
@@ -118,6 +119,7 @@ def test_two_concurrent_runs_never_train_the_same_run_twice(tiny_study, tmp_path
     assert [r["status"] for r in records] == ["done", "done"]
 
 
+@pytest.mark.slow
 def test_parallel_local_workers(tiny_study, tmp_path):
     study = tiny_study(
         "name: par\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16], eval.batch_size: [2, 4]}\n"

@@ -222,6 +222,7 @@ table: {rows: eval.output_stride, columns: eval.crf.enabled}
 """
 
 
+@pytest.mark.slow
 def test_eval_axes_train_once_and_ablate_eval(tiny_study, tmp_path):
     study = tiny_study(STUDY)
     results = tmp_path / "results"

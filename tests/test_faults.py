@@ -72,6 +72,7 @@ def _numbers(path):
     return pd.read_csv(path).drop(columns=["latency_ms"], errors="ignore").to_csv(index=False)
 
 
+@pytest.mark.slow
 def test_kill_mid_training_resumes_from_checkpoint(reference, tmp_path):
     study, table = reference
     results = tmp_path / "killed"
@@ -85,6 +86,7 @@ def test_kill_mid_training_resumes_from_checkpoint(reference, tmp_path):
     assert _numbers(results / "crash" / "table.csv") == table  # same numbers as never interrupted
 
 
+@pytest.mark.slow
 def test_kill_mid_write_leaves_no_corrupt_file(reference, tmp_path):
     """Killed between writing a file's temporary copy and renaming it into place, for each kind of file."""
     study, table = reference

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,7 +100,8 @@ def test_formats(fake_study):
     loaded, runs, store = fake_study
     t = build(loaded.study, collect(runs, store), {r.id: r.label for r in runs})
     md = to_markdown(t)
-    assert "| rates | output_stride | mIoU |" in md and "+20.00***" in md and "FAILED 3/3" in md
+    flat = re.sub(" {2,}", " ", md)  # the columns are padded to line up
+    assert "| rates | output_stride | mIoU |" in flat and "+20.00***" in md and "FAILED 3/3" in md
     assert "Failed runs:" in md and "Missing runs:" in md
     tex = to_latex(t)
     for needle in (r"\toprule", r"\midrule", r"\bottomrule", r"71.00 $\pm$ 1.00", r"+20.00$^{***}$", r"$\Delta$ mIoU"):
@@ -173,6 +175,7 @@ def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=300)
 
 
+@pytest.mark.slow
 def test_failing_study_still_gives_table_and_report(finished):
     root, out = finished
     assert out.returncode == 1, out.stdout + out.stderr  # failures are reported with exit code 1 ...
@@ -189,6 +192,7 @@ def test_failing_study_still_gives_table_and_report(finished):
     assert all({"params", "macs", "latency_ms", "peak_mem_mb", "hardware"} <= set(r["cost"]) for r in done)
 
 
+@pytest.mark.slow
 def test_table_formats_from_cli(finished):
     root, _ = finished
     terminal = _cli(root, "table")
@@ -198,7 +202,7 @@ def test_table_formats_from_cli(finished):
     for fmt, name, needle in (
         ("latex", "table.tex", r"\toprule"),
         ("csv", "table.csv", "miou_mean"),
-        ("md", "table.md", "| rates |"),
+        ("md", "table.md", "| rates "),
         ("html", "table.html", "<table"),
     ):
         res = _cli(root, "table", "--format", fmt)
@@ -216,6 +220,7 @@ def _chromium() -> str:
     return exe
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(finished, tmp_path):
     root, _ = finished
     exe = _chromium()
@@ -265,6 +270,7 @@ def _inspect(run_dir: Path) -> dict:
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow
 def test_wandb_offline_runs_read_back(finished):
     root, _ = finished
     base = root / "results" / "fails" / "wandb"

@@ -17,7 +17,10 @@ from slurm_cluster import Cluster, available
 why_not = available()
 if why_not and os.environ.get("CI"):
     pytest.fail(f"SLURM tests cannot run in CI: {why_not}", pytrace=False)
-pytestmark = pytest.mark.skipif(why_not is not None, reason=f"local SLURM unavailable: {why_not}")
+pytestmark = [  # a real SLURM controller, jobs of a few seconds each
+    pytest.mark.slow,
+    pytest.mark.skipif(why_not is not None, reason=f"local SLURM unavailable: {why_not}"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,8 @@ def test_requeued_job_resumes_from_checkpoint(cluster, tiny_study, tmp_path):
     assert record["resumed_from"] >= 20  # the requeued job picked up its checkpoint
     log = json.loads((run_dir / "slurm.json").read_text())["log"]
     assert "resuming from step" in open(log).read()
+    # bit-exact: the same weights as the same study run on SLURM without a requeue
+    straight = _ablate("run", str(study), "--results", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+    (model,) = (tmp_path / "straight" / "rq" / "trainings").glob("*/model.pt")
+    assert model.read_bytes() == (train_dir / "model.pt").read_bytes()

@@ -87,10 +87,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _fmt_row(cells: list[Any]) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
-
-
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ablate.bench.common import BenchConfig, _fmt_row
+from ablate.bench.common import BenchConfig
 from ablate.bench.gemm import machine_gemm_peak
 from ablate.bench.models import _batch, _train_step_fn, ablate_deeplabv3, ablate_sgd, step_flops, time_step
+from ablate.core.text import markdown_table
 
 NAME = "flops"
 
@@ -165,18 +166,16 @@ def markdown(report: dict[str, Any]) -> list[str]:
     lines += [
         "## 4. Achieved FLOP/s vs the GEMM peak",
         "",
-        _fmt_row(["", "GEMM peak GFLOP/s", "step s", "achieved GFLOP/s", "share of peak"]),
-        _fmt_row(["---"] * 5),
-        _fmt_row(["fp32", fl["gemm_peak_gflops_fp32"], fl["step_s_fp32"], fl["achieved_gflops_fp32"],
-                  fl["fp32_share_of_fp32_peak"]]),
-        _fmt_row(["bf16 autocast", fl["gemm_peak_gflops_bf16"], fl["step_s_bf16"], fl["achieved_gflops_bf16"],
-                  fl["bf16_share_of_bf16_peak"]]),
-    ] + ([
-        _fmt_row([f"fp32, torch.compile (compile {fl['compile_s']} s)", fl["gemm_peak_gflops_fp32"],
-                  fl["step_s_fp32_compiled"], fl["achieved_gflops_fp32_compiled"],
-                  fl["fp32_compiled_share_of_fp32_peak"]]),
-    ] if "step_s_fp32_compiled" in fl else []) + [
-        "",
+        markdown_table([
+            ["fp32", fl["gemm_peak_gflops_fp32"], fl["step_s_fp32"], fl["achieved_gflops_fp32"],
+             fl["fp32_share_of_fp32_peak"]],
+            ["bf16 autocast", fl["gemm_peak_gflops_bf16"], fl["step_s_bf16"], fl["achieved_gflops_bf16"],
+             fl["bf16_share_of_bf16_peak"]],
+        ] + ([
+            [f"fp32, torch.compile (compile {fl['compile_s']} s)", fl["gemm_peak_gflops_fp32"],
+             fl["step_s_fp32_compiled"], fl["achieved_gflops_fp32_compiled"], fl["fp32_compiled_share_of_fp32_peak"]],
+        ] if "step_s_fp32_compiled" in fl else []), ["", "GEMM peak GFLOP/s", "step s", "achieved GFLOP/s",
+                                                     "share of peak"]),
         f"{fl['gflop_per_step']} GFLOP per step (the products computed); bf16 speed-up over fp32 "
         f"**{fl['bf16_speedup']}x** (target {fl['target']}).",
         "",

@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
-from ablate.bench.common import BenchConfig, _best, _fmt_row
+from ablate.bench.common import BenchConfig, _best
 from ablate.bench.models import PEERS, _batch, _train_step_fn, ablate_deeplabv3, ablate_sgd, step_flops, torch_sgd
+from ablate.core.text import markdown_table
 
 NAME = "step"
 
@@ -70,15 +71,13 @@ def markdown(report: dict[str, Any]) -> list[str]:
     lines += [
         f"## 1. Training step, DeepLabv3 ResNet-50 OS16 ASPP 6/12/18, batch {s['batch']}, {s['size']} px",
         "",
-        _fmt_row(["model", "format", "optimizer", "s/step", "images/s", "GFLOP/step"]),
-        _fmt_row(["---"] * 6),
     ]
-    for r in s["rows"]:
-        if "error" in r:
-            lines.append(_fmt_row([r["model"], "error", r["error"], "", "", ""]))
-        else:
-            lines.append(_fmt_row([r["model"], r["format"], r["optimizer"], r["step_s"], r["images_per_s"],
-                                   r["gflop_per_step"]]))  # fmt: skip
-    lines += ["", f"ablate (default, channels_last) / fastest peer ({s['fastest_peer']}): "
+    rows = [
+        [r["model"], "error", r["error"], "", "", ""] if "error" in r
+        else [r["model"], r["format"], r["optimizer"], r["step_s"], r["images_per_s"], r["gflop_per_step"]]
+        for r in s["rows"]
+    ]  # fmt: skip
+    lines.append(markdown_table(rows, ["model", "format", "optimizer", "s/step", "images/s", "GFLOP/step"]))
+    lines += [f"ablate (default, channels_last) / fastest peer ({s['fastest_peer']}): "
               f"**{s['ratio_to_fastest_peer']}x** (target {s['target']})", ""]  # fmt: skip
     return lines

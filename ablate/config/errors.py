@@ -53,6 +53,7 @@ def format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
             node = None
     key = ".".join(path) or "<top>"
     kind, value = err["type"], err.get("input")
+    err = {**err, "msg": err["msg"].removeprefix("Value error, ")}  # our validators' own words
     if kind == "extra_forbidden":
         allowed = list(parent.model_fields) if isinstance(parent, type) else []
         scope = f" for {head[:-2]}" if head else ""

@@ -102,7 +102,8 @@ def check_override(base: dict[str, Any], key: str, value: Any, source: str) -> N
         Recipe.model_validate(merged)
     except ValidationError as exc:
         err_key, msg = format_error(exc.errors()[0], Recipe)
-        raise ConfigError(f"{source}: {msg} (recipe key {err_key})") from None
+        where = "" if err_key == "<top>" else f" (recipe key {err_key})"  # a rule across sections names its keys
+        raise ConfigError(f"{source}: {msg}{where}") from None
 
 
 def check_block(base: dict[str, Any], block: dict[str, Any], where: str, sep: str = ".") -> None:

@@ -109,6 +109,19 @@ class Recipe(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @model_validator(mode="after")
+    def _batch_fits_the_data(self) -> Recipe:
+        """A global batch larger than the training set cannot make one step (the sampler draws without repeats)."""
+        t, d = self.train, self.data
+        size = getattr(d, "num_train", None) or getattr(d, "max_train", None)
+        if size is not None and t.batch_size * t.devices * t.num_nodes > size:
+            raise ValueError(
+                f"train.batch_size {t.batch_size} x {t.devices * t.num_nodes} process(es) is more than the {size} "
+                f"training images (data.{'num_train' if hasattr(d, 'num_train') else 'max_train'}); lower it or use "
+                "more images"
+            )
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _default_data_name(cls, data: Any) -> Any:

@@ -9,6 +9,7 @@ import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 FAULT_ENV = "ABLATE_FAULT_KILL_BEFORE_RENAME"
 
@@ -20,18 +21,19 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def atomic_save(path: str | Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` writes the content to a temporary file beside ``path``, which is then synced to disk and
-    renamed into place. Any writer works: text, JSON, ``torch.save``."""
+def atomic_save(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write(fh)`` writes the content into a temporary file beside ``path`` (opened for binary writing), which is
+    then synced to disk and renamed into place. Any writer works: bytes, ``torch.save`` (given the open file, not
+    its name, the archive it writes does not depend on the temporary name: the same state gives the same bytes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     tmp = Path(name)
     try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        write(tmp)
-        with open(tmp, "rb+") as fh:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
             os.fsync(fh.fileno())
         fault_point(path.name)
         os.replace(tmp, path)
@@ -43,7 +45,7 @@ def atomic_save(path: str | Path, write: Callable[[Path], None]) -> None:
 def atomic_write(path: str | Path, content: str | bytes) -> None:
     """Write text or bytes atomically (see ``atomic_save``)."""
     data = content.encode() if isinstance(content, str) else content
-    atomic_save(path, lambda tmp: tmp.write_bytes(data))
+    atomic_save(path, lambda fh: fh.write(data))
 
 
 def remove_stale_temporaries(folder: Path) -> None:

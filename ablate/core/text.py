@@ -17,3 +17,12 @@ def format_value(value: Any) -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``plural(1, "training")`` -> ``1 training``; ``plural(2, "run")`` -> ``2 runs``."""
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def markdown_table(rows: list[list], columns: list[str]) -> str:
+    """A GitHub markdown table (pandas' ``to_markdown``, via tabulate: columns aligned in the raw text too);
+    cells are written as given (no number parsing), ``|`` in a cell escaped."""
+    import pandas as pd
+
+    cells = [[str(v).replace("|", "\\|") for v in row] for row in rows]
+    return pd.DataFrame(cells, columns=[str(c) for c in columns]).to_markdown(index=False, disable_numparse=True) + "\n"

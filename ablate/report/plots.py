@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -208,10 +209,21 @@ def plot_curves(t: ComparisonTable, axes: list[str], root: Path, out: Path) -> b
     return drawn
 
 
-def plot_qualitative(t: ComparisonTable, axes: list[str], root: Path, out: Path) -> None:
-    """Image, ground truth and each configuration's prediction on the fixed validation images its evaluation
-    kept (``runs/<id>/predictions.npz``, written by the evaluation itself: the predictions of the evaluated model,
-    with its eval output stride, scales, flip and CRF; the RGB as the data set stores it)."""
+@dataclass
+class Grid:
+    """The qualitative grid's content: per validation image a row of panels (title, RGB float H x W x 3, or None
+    for a configuration without a model)."""
+
+    indices: list[int]
+    classes: list[str]
+    palette: Any
+    rows: list[list[tuple[str, Any]]]
+
+
+def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
+    """Image, ground truth and each configuration's prediction on the fixed validation images its evaluation kept
+    (``runs/<id>/predictions.npz``, written by the evaluation itself: the predictions of the evaluated model, with
+    its eval output stride, scales, flip and CRF; the RGB as the data set stores it, so in its own colours)."""
     import numpy as np
 
     configs = []
@@ -226,7 +238,7 @@ def plot_qualitative(t: ComparisonTable, axes: list[str], root: Path, out: Path)
     shown = next((npz for _, npz in configs if npz is not None), None)
     if shown is None:
         raise RuntimeError("no run kept predictions (runs finished before predictions were recorded)")
-    classes, indices = [str(c) for c in shown["classes"]], shown["indices"]
+    classes, indices = [str(c) for c in shown["classes"]], [int(i) for i in shown["indices"]]
     palette = np.array([PALETTE[i % len(PALETTE)] for i in range(len(classes))])
 
     def colour(mask):
@@ -235,14 +247,22 @@ def plot_qualitative(t: ComparisonTable, axes: list[str], root: Path, out: Path)
         img[valid] = palette[mask[valid]]
         return img
 
-    plt = _plt()
-    n, cols = len(indices), 2 + len(configs)
-    fig, grid = plt.subplots(n, cols, figsize=(1.7 * cols, 1.75 * n + 0.6), squeeze=False)
-    for r in range(n):
-        panels = [("image", shown["rgb"][r]), ("ground truth", colour(shown["labels"][r]))]
+    rows = []
+    for r in range(len(indices)):
+        panels = [("image", shown["rgb"][r] / 255.0), ("ground truth", colour(shown["labels"][r]))]
         for label, npz in configs:
-            same = npz is not None and np.array_equal(npz["indices"], indices)
+            same = npz is not None and [int(i) for i in npz["indices"]] == indices
             panels.append((label, colour(npz["predictions"][r]) if same else None))
+        rows.append(panels)
+    return Grid(indices=indices, classes=classes, palette=palette, rows=rows)
+
+
+def plot_qualitative(t: ComparisonTable, axes: list[str], root: Path, out: Path) -> None:
+    grid_data = qualitative_grid(t, axes, root)
+    plt = _plt()
+    n, cols = len(grid_data.rows), len(grid_data.rows[0])
+    fig, grid = plt.subplots(n, cols, figsize=(1.7 * cols, 1.75 * n + 0.6), squeeze=False)
+    for r, panels in enumerate(grid_data.rows):
         for c, (title, img) in enumerate(panels):
             ax = grid[r][c]
             ax.set_xticks([])
@@ -253,7 +273,8 @@ def plot_qualitative(t: ComparisonTable, axes: list[str], root: Path, out: Path)
                 ax.imshow(img, interpolation="nearest")
             if r == 0:
                 ax.set_title(title, fontsize=7)
-        grid[r][0].set_ylabel(f"val #{indices[r]}", fontsize=7)
+        grid[r][0].set_ylabel(f"val #{grid_data.indices[r]}", fontsize=7)
+    classes, palette = grid_data.classes, grid_data.palette
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i]) for i in range(len(classes))]
     fig.legend(handles, classes, loc="lower center", ncol=min(len(classes), 8), fontsize=7, frameon=False)
     fig.suptitle("Predictions on fixed validation images (first finished seed of each configuration)", fontsize=9)

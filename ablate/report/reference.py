@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.core.text import format_value
+from ablate.core.text import format_value, markdown_table
 
 DASH = "—"
 
@@ -144,13 +144,11 @@ def caption(reference: Any) -> str:
 
 def reference_markdown(study: Any, summary: pd.DataFrame) -> str:
     """The ``## Published vs reproduced`` section for ``table.md`` / the report: caption + the paper-layout table.
-    ``study`` is an ``ablate.config.Study`` with a ``reference``; ``summary`` as ``tables.summarize`` returns it.
+    ``study`` is an ``ablate.study.spec.Study`` with a ``reference``; ``summary`` as ``table.summarize`` gives it.
     Empty string when the study has no reference."""
     reference = _get(study, "reference")
     if reference is None:
         return ""
     shown = paper_layout(join_reference(summary, reference, _get(study, "baseline") or None))
-    cols = [str(c) for c in shown.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    return f"## Published vs reproduced\n\n{caption(reference)}\n\n" + "\n".join(lines) + "\n"
+    table = markdown_table(shown.values.tolist(), list(shown.columns))
+    return f"## Published vs reproduced\n\n{caption(reference)}\n\n{table}"

@@ -10,15 +10,12 @@ from typing import Any
 import pandas as pd
 
 from ablate.core.files import atomic_write
+from ablate.core.text import markdown_table
 from ablate.report.table import COSTS, METRICS, ComparisonTable
 
 
 def _md_table(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in df.iterrows():
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row.tolist()) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(df.values.tolist(), list(df.columns))
 
 
 def to_markdown(t: ComparisonTable, heading: str = "#") -> str:

@@ -24,8 +24,8 @@ TEST_NAME = "Welch's two-sided t-test over seeds (unequal variances)"
 # ------------------------------------------------------------------------------------------------- per configuration
 def _welch(a: list[float], b: list[float]) -> float | None:
     """Two-sided p-value of Welch's t-test, or None where it is undefined (fewer than 2 values, no variance)."""
-    if len(a) < 2 or len(b) < 2:
-        return None
+    if len(a) < 2 or len(b) < 2 or (len(set(a)) == 1 and len(set(b)) == 1):
+        return None  # no variance on either side: the t statistic is undefined
     from scipy import stats
 
     p = stats.ttest_ind(a, b, equal_var=False).pvalue

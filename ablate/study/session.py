@@ -18,10 +18,8 @@ from rich.markup import escape
 from ablate.core.errors import ConfigError
 from ablate.core.files import atomic_write
 from ablate.core.text import plural
-from ablate.study.executors import Context, ExecutorConfig, Item, select
+from ablate.study.executors import EXECUTORS, Context, ExecutorConfig, Item
 from ablate.study.executors.base import Printer
-from ablate.study.executors.local import LocalExecutor
-from ablate.study.executors.slurm import SlurmExecutor
 from ablate.study.grid import Run, expand
 from ablate.study.load import LoadedStudy, load_study
 from ablate.study.store import Store
@@ -83,6 +81,7 @@ class Summary:
     done: list[Run] = field(default_factory=list)
     failed: list[tuple[Run, str]] = field(default_factory=list)
     busy: list[Run] = field(default_factory=list)
+    waited: bool = True  # False: the executor submitted the runs and left (SLURM --detach)
 
 
 class StudySession:
@@ -107,22 +106,15 @@ class StudySession:
         """The study's executor, or another kind (its own defaults), with ``changes`` (None values: unchanged)."""
         cfg = self.study.executor
         if kind is not None and kind != cfg.kind:
-            kinds = {"local": LocalExecutor, "slurm": SlurmExecutor}
-            if kind not in kinds:
-                raise ConfigError(f"--executor {kind}: allowed: {', '.join(kinds)}")
-            cfg = kinds[kind]()
+            if kind not in EXECUTORS:
+                raise ConfigError(f"--executor {kind}: allowed: {', '.join(EXECUTORS)}")
+            cfg = EXECUTORS[kind]()
         updates = {k: v for k, v in changes.items() if v is not None and k in type(cfg).model_fields}
         return cfg.model_copy(update=updates)
 
     def todo(self, executor: ExecutorConfig, retry_failed: bool = False) -> tuple[list[Run], list[Run]]:
         """(runs this command does or waits for, runs another process holds)."""
-        todo, busy = select(self.runs, self.store, retry_failed)
-        if isinstance(executor, SlurmExecutor):  # its own queued jobs are waited for, not submitted again
-            states = self.states()
-            queued = executor.select_queued([r for r in self.runs if states[r.id] != "done"], self.store)
-            todo = queued + [r for r in todo if r not in queued]
-            busy = [r for r in busy if r not in queued]
-        return todo, busy
+        return executor.select(self.runs, self.store, retry_failed)
 
     def run(self, executor: ExecutorConfig, console: Printer, todo: list[Run], busy: list[Run],
             job: str = DEFAULT_JOB, retry_failed: bool = False) -> Summary:  # fmt: skip
@@ -154,7 +146,7 @@ class StudySession:
 
         items = [Item(i, r, self.store.prepare(r), self.store.training_dir(r)) for i, r in enumerate(todo, start=1)]
         ctx = Context(store=self.store, job=job, console=console, study_path=self.loaded.path, total=len(items))
-        executor.run(ctx, items, report, Progress(console=console, total_runs=len(items)))
+        summary.waited = executor.run(ctx, items, report, Progress(console=console, total_runs=len(items)))
         return summary
 
     def resume_command(self, command: str = "run") -> str:

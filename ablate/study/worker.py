@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ablate.core import signals
+from ablate.core import signals, warn
 from ablate.core.locks import file_lock
 from ablate.study import wandb_sink
 from ablate.study.store import Store
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help="read one JSON job per line from stdin")
     args = parser.parse_args(argv)
     signals.install()
+    warn.install(sys.stdout)  # relayed by the parent, line by line
     if not args.serve:
         return _one(args.job, args.run_dir, args.train_dir)
     try:

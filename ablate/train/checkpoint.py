@@ -38,7 +38,7 @@ def checkpoint_state(model: torch.nn.Module, optimizer: Any, scheduler: Any, pre
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    atomic_save(path, lambda tmp: torch.save(state, tmp))
+    atomic_save(path, lambda fh: torch.save(state, fh))
 
 
 def read_checkpoint(path: Path, progress: Any = None) -> dict[str, Any] | None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ablate.config.schema import Recipe
+from ablate.core import warn
 from ablate.data.loader import build_datasets
 from ablate.models.backbone import BuildError
 from ablate.models.segmenter import build_model
@@ -23,13 +23,11 @@ THREADS_ENV = "ABLATE_THREADS"  # CPU threads of a job, set by the executor that
 
 
 def quiet() -> None:
-    """Library chatter that says nothing about the run stays off the terminal (Lightning's banners, its notes on
-    data loader workers and on SLURM's srun)."""
+    """Library chatter that says nothing about the run stays off the terminal: Lightning's and torch.distributed's
+    log banners (their warnings go through ``ablate.core.warn``)."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torch.distributed"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
-    warnings.filterwarnings("ignore", ".*`srun` command is available on your system but is not used.*")
+    warn.install()
 
 
 def set_threads() -> int:

@@ -181,7 +181,7 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
                 warnings.warn(f"training curve not written: {exc}", stacklevel=2)
     if not fabric.is_global_zero:  # other DDP ranks: rank 0 saves and evaluates
         return None
-    atomic_save(train_dir / MODEL_FILE, lambda tmp: torch.save(module.model.state_dict(), tmp))
+    atomic_save(train_dir / MODEL_FILE, lambda fh: torch.save(module.model.state_dict(), fh))
     record = {
         "steps": step,
         "train_time_s": round(time.monotonic() - started, 2),

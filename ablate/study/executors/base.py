@@ -1,8 +1,8 @@
 """What every executor is: a typed ``executor:`` section (its ``kind`` literal) that runs a study's jobs.
 
 An executor file (one per executor, next to this one) holds a ``Strict`` config subclass registered by
-``@EXECUTORS.register`` and named in ``ablate/study/executors/__init__.py``; it implements ``run`` (and may refine
-``select``). Torch-free: a job is run by its import path (``ablate.study.worker``)."""
+``@EXECUTORS.register`` and named in ``ablate/study/executors/__init__.py``; it implements the ``Executor``
+protocol. Torch-free: a job is run by its import path (``ablate.study.worker``)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,18 @@ class Printer(Protocol):
 
 
 Report = Callable[[Item, dict[str, Any]], None]  # called once per item with its record (done, failed, busy)
+
+
+class Executor(Protocol):
+    """``select`` picks the runs this command does (or waits for) and those another process holds; ``run`` runs
+    the items and reports each, and returns whether it waited for them (False: submitted and left, e.g. SLURM's
+    ``--detach``). ``run`` raises ``ablate.core.signals.Interrupted`` when the command is asked to stop."""
+
+    kind: str
+
+    def select(self, runs: list[Run], store: Store, retry_failed: bool = False) -> tuple[list[Run], list[Run]]: ...
+
+    def run(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool: ...
 
 
 @dataclass

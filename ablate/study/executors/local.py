@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 from rich.markup import escape
@@ -28,7 +28,7 @@ from rich.markup import escape
 from ablate.core import signals
 from ablate.core.machine import free_cores
 from ablate.core.schema import Strict
-from ablate.study.executors.base import EXECUTORS, Context, Item, Report
+from ablate.study.executors.base import EXECUTORS, Context, Item, Report, select
 
 THREADS_ENV = "ABLATE_THREADS"  # read by the job (ablate.train.job)
 DEFAULT_CPU_THREADS = 1
@@ -86,17 +86,21 @@ class LocalExecutor(Strict):
             return max(1, min(len(gpus) // per_job, trainings))
         return max(1, min(free_cores() // self.cpu_threads(), trainings))
 
-    def run(self, ctx: Context, items: list[Item], report: Report, progress=None) -> None:
-        """Run ``items``; ``report(item, record)`` as each finishes. Raises ``Interrupted`` (after the running
-        jobs have checkpointed) when this process is asked to stop."""
+    def select(self, runs: list, store: Any, retry_failed: bool = False) -> tuple[list, list]:
+        return select(runs, store, retry_failed)
+
+    def run(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool:
+        """Run ``items``; ``report(item, record)`` as each finishes; returns True (it waits for every job). Raises
+        ``Interrupted`` (after the running jobs have checkpointed) when this process is asked to stop."""
         if not items:
-            return
+            return True
         gpus = visible_gpus()
         parallel = self.jobs_at_once(items, gpus)
         if parallel == 1 and all(devices_of(item) == 1 for item in items):
             self._inline(ctx, items, report, gpus, progress)
         else:
             _Pool(self, ctx, parallel, gpus).run(items, report)
+        return True
 
     def _inline(self, ctx: Context, items: list[Item], report: Report, gpus: list[str], progress) -> None:
         from ablate.study.worker import execute
@@ -164,8 +168,9 @@ class _Pool:
 
     def _relay(self, worker: _Worker) -> None:
         assert worker.proc.stdout is not None
-        for line in worker.proc.stdout:
-            self.events.put((worker, line.rstrip("\n")))
+        with worker.proc.stdout:
+            for line in worker.proc.stdout:
+                self.events.put((worker, line.rstrip("\n")))
         self.events.put((worker, None))
 
     def _announce(self, item: Item) -> None:
@@ -228,7 +233,7 @@ class _Pool:
             if item is not None:
                 report(item, self.ctx.store.read_metrics(item.run) or {})
             return
-        if line and item is not None and not line.startswith(("@@", " ")) and "Warning" not in line:
+        if line and item is not None and not line.startswith("@@"):
             self.ctx.console.print(f"    [{item.index}/{self.ctx.total}] {line}", highlight=False, markup=False)
 
     def _stop(self, stop: signals.Interrupted) -> None:

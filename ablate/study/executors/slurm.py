@@ -19,7 +19,7 @@ from ablate.core.errors import ConfigError
 from ablate.core.files import atomic_write
 from ablate.core.schema import Strict
 from ablate.core.text import plural
-from ablate.study.executors.base import EXECUTORS, Context, Item, Report
+from ablate.study.executors.base import EXECUTORS, Context, Item, Report, queued_elsewhere, select
 
 SLURM_FILE = "slurm.json"
 
@@ -44,15 +44,18 @@ class SlurmExecutor(Strict):
     poll_s: float = Field(default=5.0, gt=0)
     detach: bool = False  # submit and return (``ablate run --detach``); a later run collects the results
 
-    def select_queued(self, runs: list, store: Any) -> list:
-        """Runs of this study whose SLURM job is still queued: waited for, not submitted again."""
-        from ablate.study.executors.base import queued_elsewhere
+    def select(self, runs: list, store: Any, retry_failed: bool = False) -> tuple[list, list]:
+        """The runs to do, and first those of this study whose SLURM job is still queued: waited for, whatever
+        their record says (a requeued job may record a failure when it is killed), never submitted again."""
+        states = {r.id: store.state(r) for r in runs}
+        queued = queued_elsewhere([r for r in runs if states[r.id] != "done"], store)
+        todo, busy = select(runs, store, retry_failed)
+        waited = [r for r in runs if r.id in queued]
+        return waited + [r for r in todo if r.id not in queued], [r for r in busy if r.id not in queued]
 
-        queued = queued_elsewhere(runs, store)
-        return [r for r in runs if r.id in queued]
-
-    def run(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> None:
-        """Submit what is not already queued, then (unless ``detach``) wait for every job and report each run."""
+    def run(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool:
+        """Submit what is not already queued, then (unless ``detach``) wait for every job and report each run.
+        Returns whether it waited for the results."""
         console, store = ctx.console, ctx.store
         previous = {item.run.id: submitted_job(item.run_dir) for item in items}
         queued = queued_jobs([j for j in previous.values() if j])
@@ -67,7 +70,7 @@ class SlurmExecutor(Strict):
             console.print(f"{left} already queued on SLURM: {', '.join(sorted(queued))}")
         if self.detach:
             console.print("not waiting (--detach): `ablate run` or `ablate status` again later collects the results")
-            return
+            return False
         job_of = {item.run.id: submitted_job(item.run_dir) for item in items}
         pending = {item.run.id: item for item in items}
         while pending:
@@ -94,6 +97,7 @@ class SlurmExecutor(Strict):
                     del pending[run_id]
             if pending:
                 time.sleep(self.poll_s)
+        return True
 
 
 class GroupTask:
