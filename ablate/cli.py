@@ -19,6 +19,7 @@ from typer.exceptions import TyperException
 from ablate.core import signals, warn
 from ablate.core.errors import ConfigError
 
+
 class _OneLineErrors(typer.core.TyperGroup):
     """Usage errors (an unknown option, a value out of range) as one line and exit code 2, like every other bad
     input; a signal outside a training (it checkpoints itself) as one line and 128 + its number."""
