@@ -200,7 +200,7 @@ def test_eval_keys_are_eval_only():
         ({"crf": {"iterations": 0}}, "eval.crf.iterations: Input should be greater than 0"),
         ({"crf": {"bilaterl": {}}}, "unknown key 'bilaterl' (did you mean 'bilateral'?)"),
         ({"output_stride": 4}, "eval.output_stride: Input should be 8, 16 or 32"),
-        ({"scales": [0.0]}, "eval.scales: Value error, every scale must be between 0.1 and 4"),
+        ({"scales": [0.0]}, "eval.scales: every scale must be between 0.1 and 4"),
         ({"overlap": 1.0}, "eval.overlap: Input should be less than 1"),
     ],
 )
