@@ -70,10 +70,8 @@ def bench_load(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     return out
 
 
-def markdown(report: dict[str, Any]) -> list[str]:
-    ld = report.get("load")
-    if not ld:
-        return []
+def markdown(ld: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
     lines = [
         "## 6. Sharing the machine",
         "",

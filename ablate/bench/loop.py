@@ -171,12 +171,9 @@ def _probe_lines(probe: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def markdown(report: dict[str, Any]) -> list[str]:
-    lp = report.get("loop")
-    if not lp:
-        return []
-    lines: list[str] = []
-    lines += [
+def markdown(lp: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
+    lines = [
         f"## 2. Whole training loop vs a bare PyTorch loop ({lp['recipe']}, {lp['steps']} steps)",
         "",
         f"Block-interleaved (one ablate training running {lp['block_steps']} bare-loop steps after each "

@@ -75,12 +75,9 @@ def bench_crf(cfg: BenchConfig) -> dict[str, Any]:
         return {"available": False, "reason": f"error: {type(exc).__name__}: {exc}"}
 
 
-def markdown(report: dict[str, Any]) -> list[str]:
-    mt = report.get("metrics")
-    if not mt:
-        return []
-    lines: list[str] = []
-    lines += [
+def markdown(mt: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
+    lines = [
         "## 5. Metric update and dense CRF",
         "",
         f"Confusion-matrix update ({mt['tensors']}): ablate {mt['ablate_update_ms']} ms, torchmetrics "

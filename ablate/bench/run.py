@@ -48,7 +48,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     for section in (step, loop, study, flops, metrics, load):
-        lines += section.markdown(report)
+        if report.get(section.NAME):
+            lines += section.markdown(report[section.NAME], report)
     return "\n".join(lines)
 
 

@@ -63,12 +63,9 @@ def bench_step(cfg: BenchConfig) -> dict[str, Any]:
     }
 
 
-def markdown(report: dict[str, Any]) -> list[str]:
-    s = report.get("step")
-    if not s:
-        return []
-    lines: list[str] = []
-    lines += [
+def markdown(s: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
+    lines = [
         f"## 1. Training step, DeepLabv3 ResNet-50 OS16 ASPP 6/12/18, batch {s['batch']}, {s['size']} px",
         "",
     ]

@@ -143,12 +143,9 @@ def _compare_miou(fp32: dict[str, list[float]], bf16: dict[str, list[float]]) ->
     }
 
 
-def markdown(report: dict[str, Any]) -> list[str]:
-    st = report.get("study")
-    if not st:
-        return []
-    lines: list[str] = []
-    lines += [
+def markdown(st: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
+    lines = [
         f"## 3. Study wall time vs its runs ({st['study']}, --set {st['sets'] or 'none'})",
         "",
         f"`ablate run` in a fresh process: {st['wall_s']} s for {st['runs']} runs ({st['failed']} failed); "

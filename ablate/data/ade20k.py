@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import PositiveInt
 
-from ablate.data.base import DATASETS, Source
-from ablate.data.folder import FolderData, limit, read_index_png
+from ablate.data.base import DATASETS
+from ablate.data.folder import PairedFolderData
 
 # objectInfo150 (first name of each class), in annotation order 1..150
 CLASSES = (
@@ -34,13 +35,8 @@ LUT = np.full(256, 255, np.uint8)
 LUT[1:151] = np.arange(150, dtype=np.uint8)
 
 
-
-def read_label(source) -> np.ndarray:
-    return LUT[read_index_png(source, "an ADE20K annotation PNG")]
-
-
 @DATASETS.register
-class ADE20KData(FolderData):
+class ADE20KData(PairedFolderData):
     """ADE20K SceneParsing (ADEChallengeData2016), 150 classes; PSPNet's crop 473."""
 
     name: Literal["ade20k"] = "ade20k"
@@ -53,15 +49,8 @@ class ADE20KData(FolderData):
         "ROOT/ADEChallengeData2016/images/{training,validation}/*.jpg and "
         "ROOT/ADEChallengeData2016/annotations/{training,validation}/*.png"
     )
+    IMAGES, LABELS, IMAGE_GLOB = "ADEChallengeData2016/images", "ADEChallengeData2016/annotations", "*.jpg"
+    LUT, LABEL_KIND = LUT, "an ADE20K annotation PNG"
 
-    def required(self, split: str) -> list[str]:
-        return [f"ADEChallengeData2016/images/{split}", f"ADEChallengeData2016/annotations/{split}"]
-
-    def source(self, split: str) -> Source:
-        name = self.split_name(split)
-        root = self.checked_root((name,)) / "ADEChallengeData2016"
-        items = [
-            (image, root / "annotations" / name / f"{image.stem}.png")
-            for image in sorted((root / "images" / name).glob("*.jpg"))
-        ]
-        return self.folder_source(limit(items, self.limit_of(split)), read_label)
+    def label_name(self, image: Path) -> str:
+        return f"{image.stem}.png"

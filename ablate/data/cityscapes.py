@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import PositiveInt
 
-from ablate.data.base import DATASETS, Source
-from ablate.data.folder import FolderData, limit, read_index_png
+from ablate.data.base import DATASETS
+from ablate.data.folder import PairedFolderData
 
 CLASSES = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
@@ -23,13 +24,8 @@ for _label, _train in LABEL_TO_TRAIN.items():
     LUT[_label] = _train
 
 
-
-def read_label(source) -> np.ndarray:
-    return LUT[read_index_png(source, "a gtFine labelIds PNG")]
-
-
 @DATASETS.register
-class CityscapesData(FolderData):
+class CityscapesData(PairedFolderData):
     """Cityscapes gtFine, 19 train ids; DeepLabv3's crop 769."""
 
     name: Literal["cityscapes"] = "cityscapes"
@@ -42,15 +38,8 @@ class CityscapesData(FolderData):
         "ROOT/leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png and "
         "ROOT/gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png"
     )
+    IMAGES, LABELS, IMAGE_GLOB = "leftImg8bit", "gtFine", "*/*_leftImg8bit.png"
+    LUT, LABEL_KIND = LUT, "a gtFine labelIds PNG"
 
-    def required(self, split: str) -> list[str]:
-        return [f"leftImg8bit/{split}", f"gtFine/{split}"]
-
-    def source(self, split: str) -> Source:
-        name = self.split_name(split)
-        root = self.checked_root((name,))
-        items = []
-        for image in sorted((root / "leftImg8bit" / name).glob("*/*_leftImg8bit.png")):
-            stem = image.name[: -len("_leftImg8bit.png")]
-            items.append((image, root / "gtFine" / name / image.parent.name / f"{stem}_gtFine_labelIds.png"))
-        return self.folder_source(limit(items, self.limit_of(split)), read_label)
+    def label_name(self, image: Path) -> str:
+        return image.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")

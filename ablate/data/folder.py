@@ -126,3 +126,32 @@ class FolderData(DataSpec):
         if not items:
             raise DataRootError(f"data.root: no images found for data set '{self.name}' (root {self.resolve_root()})")
         return FolderSource(items, read_label)
+
+
+class PairedFolderData(FolderData):
+    """A data set whose split folders hold the images (``IMAGES``/<split>/``IMAGE_GLOB``) and, beside them, one
+    index label PNG per image (``LABELS``/<split>/``label_name(image)``), mapped to train ids by ``LUT``."""
+
+    IMAGES: ClassVar[str] = ""
+    LABELS: ClassVar[str] = ""
+    IMAGE_GLOB: ClassVar[str] = "*.png"
+    LUT: ClassVar[Any] = None  # 256 -> train id (255: ignored)
+    LABEL_KIND: ClassVar[str] = "an index PNG"
+
+    def label_name(self, image: Path) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def required(self, split: str) -> list[str]:
+        return [f"{self.IMAGES}/{split}", f"{self.LABELS}/{split}"]
+
+    def read_label(self, source: Path) -> np.ndarray:
+        return self.LUT[read_index_png(source, self.LABEL_KIND)]
+
+    def source(self, split: str) -> FolderSource:
+        name = self.split_name(split)
+        root = self.checked_root((name,))
+        images = sorted((root / self.IMAGES / name).glob(self.IMAGE_GLOB))
+        labels = root / self.LABELS / name
+        items = [(image, labels / image.parent.relative_to(root / self.IMAGES / name) / self.label_name(image))
+                 for image in images]  # fmt: skip
+        return self.folder_source(limit(items, self.limit_of(split)), self.read_label)

@@ -46,6 +46,16 @@ def _plt():
     return plt
 
 
+def _finish(fig, out: Path, title: str, fontsize: int = 9, rect: tuple | None = None) -> None:
+    """Title, layout, save, close: the end of every plot."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout(**({"rect": rect} if rect else {}))
+    fig.savefig(out)
+    plt.close(fig)
+
+
 def _config_label(row: pd.Series, axes: list[str]) -> str:
     names = short_names(axes)
     return " ".join(f"{names[a]}={row[a]}" for a in axes) or "all"
@@ -95,10 +105,7 @@ def plot_metric_vs_axes(t: ComparisonTable, axes: list[str], values: dict[str, l
         ax.grid(alpha=0.3)
         if others:
             ax.legend(fontsize=7, frameon=False)
-    fig.suptitle(f"{METRICS[metric]} vs each axis (mean ± std over seeds)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    _finish(fig, out, f"{METRICS[metric]} vs each axis (mean ± std over seeds)", 10)
 
 
 def plot_cost(t: ComparisonTable, axes: list[str], out: Path) -> None:
@@ -131,10 +138,7 @@ def plot_cost(t: ComparisonTable, axes: list[str], out: Path) -> None:
         ax.ticklabel_format(axis="x", useOffset=False, style="plain")
         ax.grid(alpha=0.3)
     hw = "; ".join(dict.fromkeys(h for h in s.get("hardware", []) if h))
-    fig.suptitle(f"{METRICS[metric]} vs cost (batch 1 at the eval size; {hw})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    _finish(fig, out, f"{METRICS[metric]} vs cost (batch 1 at the eval size; {hw})", 9)
 
 
 def plot_per_class(t: ComparisonTable, axes: list[str], out: Path) -> None:
@@ -162,10 +166,7 @@ def plot_per_class(t: ComparisonTable, axes: list[str], out: Path) -> None:
                 color="#b00020" if text == "failed" else ("black" if dark else "white"),
             )
     fig.colorbar(im, ax=ax, label="IoU (%)")
-    ax.set_title("Per-class IoU (mean over seeds)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    _finish(fig, out, "Per-class IoU (mean over seeds)", 10)
 
 
 def plot_curves(t: ComparisonTable, axes: list[str], root: Path, out: Path) -> bool:
@@ -202,10 +203,7 @@ def plot_curves(t: ComparisonTable, axes: list[str], root: Path, out: Path) -> b
     ax.set_ylabel("training loss (log)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, frameon=False, ncol=2)
-    ax.set_title("Training curves (one line per seed; dashed: failed)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    _finish(fig, out, "Training curves (one line per seed; dashed: failed)", 10)
     return drawn
 
 
@@ -277,7 +275,5 @@ def plot_qualitative(t: ComparisonTable, axes: list[str], root: Path, out: Path)
     classes, palette = grid_data.classes, grid_data.palette
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i]) for i in range(len(classes))]
     fig.legend(handles, classes, loc="lower center", ncol=min(len(classes), 8), fontsize=7, frameon=False)
-    fig.suptitle("Predictions on fixed validation images (first finished seed of each configuration)", fontsize=9)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(out)
-    plt.close(fig)
+    _finish(fig, out, "Predictions on fixed validation images (first finished seed of each configuration)", 9,
+            rect=(0, 0.05, 1, 1))  # fmt: skip
