@@ -134,3 +134,23 @@ def test_parallel_local_workers(tiny_study, tmp_path):
         text=True,
     )
     assert "4 done, 0 running, 0 failed, 0 pending" in status.stdout
+
+
+def test_feature_map_rule_scales_rates_to_each_runs_map(tiny_study):
+    """Rates written for DeepLabv3's 33-px map (513-px crops at OS 16) keep their share of each run's map:
+    on 32-px images the map is 2 (OS 16) or 4 (OS 8) pixels; --set data.image_size=128 makes it 8 and 16."""
+    study = tiny_study("""
+        name: m
+        recipe: recipe.yaml
+        axes: {model.head.rates: [[1], [6, 12, 18]], model.output_stride: [8, 16]}
+        rules: [{scale: model.head.rates, feature_map: 33}]
+    """)
+    used = {(tuple(r.axes["model.head.rates"]), r.axes["model.output_stride"]): r.config["model"]["head"]["rates"]
+            for r in expand(load_study(study))}  # fmt: skip
+    assert used == {((1,), 8): [1], ((1,), 16): [1], ((6, 12, 18), 8): [1, 1, 2], ((6, 12, 18), 16): [1, 1, 1]}
+    big = {(tuple(r.axes["model.head.rates"]), r.axes["model.output_stride"]): r.config["model"]["head"]["rates"]
+           for r in expand(load_study(study, {"data.image_size": 128}))}  # fmt: skip
+    assert big[((6, 12, 18), 16)] == [1, 3, 4] and big[((6, 12, 18), 8)] == [3, 6, 9]
+    with pytest.raises(ConfigError, match="give either 'with' and 'reference', or 'feature_map'"):
+        body = "name: x\nrecipe: recipe.yaml\naxes: {model.head.rates: [[1]]}\nrules: [{scale: model.head.rates}]\n"
+        load_study(tiny_study(body))

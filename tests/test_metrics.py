@@ -149,3 +149,39 @@ def test_confusion_is_summed_across_processes(tmp_path):
     whole.update(torch.from_numpy(pred), torch.from_numpy(gt))
     for rank in range(2):
         np.testing.assert_array_equal(results[rank], whole.compute().numpy())
+
+
+def test_trimap_band_is_the_pixels_near_label_boundaries():
+    """The band of width k holds exactly the pixels within k (Chebyshev) of a pixel whose 4-neighbour has another
+    label; mIoU in it counts only those pixels (checked against a brute-force numpy count)."""
+    import numpy as np
+
+    from ablate.train.metrics import Trimap, boundary_band
+
+    labels = torch.zeros(1, 12, 16, dtype=torch.long)
+    labels[0, 3:8, 4:10] = 1
+    labels[0, 0, 15] = 255
+    band0 = boundary_band(labels, 0)[0].numpy()
+    lab = labels[0].numpy()
+    edge = np.zeros_like(lab, bool)
+    for y in range(12):
+        for x in range(16):
+            for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+                yy, xx = y + dy, x + dx
+                if 0 <= yy < 12 and 0 <= xx < 16 and lab[yy, xx] != lab[y, x]:
+                    edge[y, x] = True
+    assert np.array_equal(band0, edge)
+    for width in (1, 2):
+        want = np.zeros_like(edge)
+        for y, x in zip(*np.nonzero(edge), strict=True):
+            want[max(0, y - width) : y + width + 1, max(0, x - width) : x + width + 1] = True
+        assert np.array_equal(boundary_band(labels, width)[0].numpy(), want)
+    preds = labels.clone()
+    preds[0, 3, 4:10] = 0  # wrong on the square's top row: inside every band
+    preds[0, 10, 0] = 1  # wrong far from any boundary: outside the 1-pixel band
+    trimap = Trimap([1], num_classes=2)
+    trimap.update(preds, labels)
+    band = boundary_band(labels, 1)[0].numpy() & (lab != 255)
+    p, t = preds[0].numpy()[band], lab[band]
+    ious = [((p == c) & (t == c)).sum() / ((p == c) | (t == c)).sum() for c in (0, 1)]
+    assert trimap.compute()["1"] == pytest.approx(np.mean(ious))

@@ -88,6 +88,8 @@ class EvalConfig(Strict):
     scales: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
     flip: bool = False
     tile: int | None = Field(default=None, ge=16)
+    # mIoU is also measured in the band of each of these widths (pixels) around the label boundaries (trimap)
+    trimap: list[PositiveInt] = Field(default_factory=lambda: [2, 8])
     overlap: float = Field(default=1 / 3, ge=0, lt=1)
     crf: CRFConfig = Field(default_factory=CRFConfig)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ablate.core.curve import CURVE_FILE, read_curve
-from ablate.report.table import METRICS, ComparisonTable, short_names
+from ablate.report.table import ComparisonTable, metric_title, short_names
 
 PREDICTIONS_FILE = "predictions.npz"  # written by ablate.train.record
 
@@ -75,7 +75,7 @@ def plot_metric_vs_axes(t: ComparisonTable, axes: list[str], values: dict[str, l
         groups = s.groupby(others, sort=False) if others else [((), s)]
         for i, (key, g) in enumerate(groups):
             key = key if isinstance(key, tuple) else (key,)
-            label = " ".join(f"{names[o]}={k}" for o, k in zip(others, key, strict=True)) or METRICS[metric]
+            label = " ".join(f"{names[o]}={k}" for o, k in zip(others, key, strict=True)) or metric_title(metric)
             g = g.set_index(axis).reindex(order)
             x = list(range(len(order)))
             color = PALETTE[(i + 1) % len(PALETTE)]
@@ -101,11 +101,11 @@ def plot_metric_vs_axes(t: ComparisonTable, axes: list[str], values: dict[str, l
                 )
         ax.set_xticks(range(len(order)), order, rotation=20 if max(map(len, order)) > 8 else 0)
         ax.set_xlabel(names[axis])
-        ax.set_ylabel(f"{METRICS[metric]} (%)")
+        ax.set_ylabel(f"{metric_title(metric)} (%)")
         ax.grid(alpha=0.3)
         if others:
             ax.legend(fontsize=7, frameon=False)
-    _finish(fig, out, f"{METRICS[metric]} vs each axis (mean ± std over seeds)", 10)
+    _finish(fig, out, f"{metric_title(metric)} vs each axis (mean ± std over seeds)", 10)
 
 
 def plot_cost(t: ComparisonTable, axes: list[str], out: Path) -> None:
@@ -133,12 +133,12 @@ def plot_cost(t: ComparisonTable, axes: list[str], out: Path) -> None:
                 textcoords="offset points",
             )
         ax.set_xlabel(label)
-        ax.set_ylabel(f"{METRICS[metric]} (%)")
+        ax.set_ylabel(f"{metric_title(metric)} (%)")
         ax.locator_params(axis="x", nbins=4)
         ax.ticklabel_format(axis="x", useOffset=False, style="plain")
         ax.grid(alpha=0.3)
     hw = "; ".join(dict.fromkeys(h for h in s.get("hardware", []) if h))
-    _finish(fig, out, f"{METRICS[metric]} vs cost (batch 1 at the eval size; {hw})", 9)
+    _finish(fig, out, f"{metric_title(metric)} vs cost (batch 1 at the eval size; {hw})", 9)
 
 
 def plot_per_class(t: ComparisonTable, axes: list[str], out: Path) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ablate.core.files import atomic_write
 from ablate.core.text import markdown_table
-from ablate.report.table import COSTS, METRICS, ComparisonTable
+from ablate.report.table import COSTS, ComparisonTable, metric_title
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -21,7 +21,7 @@ def _md_table(df: pd.DataFrame) -> str:
 def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
     parts = [f"{heading} {t.title}\n\n", _md_table(t.shown)]
     if t.layout is not None:
-        parts.append(f"\n{METRICS[t.metric]} in the study's table layout:\n\n")
+        parts.append(f"\n{metric_title(t.metric)} in the study's table layout:\n\n")
         parts.append(_md_table(t.layout))
     if t.published is not None:
         parts.append(f"\n{heading}# Published vs reproduced\n\n{t.published_caption}\n\n")
@@ -110,7 +110,7 @@ table.ablate td.missing { color: #a06000; }
 def to_html_fragment(t: ComparisonTable) -> str:
     parts = [_html_table(t.shown, "ablate comparison")]
     if t.layout is not None:
-        parts.append(f"<p>{METRICS[t.metric]} in the study's table layout:</p>")
+        parts.append(f"<p>{metric_title(t.metric)} in the study's table layout:</p>")
         parts.append(_html_table(t.layout, "ablate layout"))
     parts.append('<ul class="footnote">' + "".join(f"<li>{_html.escape(n)}</li>" for n in t.footnote) + "</ul>")
     if t.failures:

@@ -16,6 +16,18 @@ import pandas as pd
 from ablate.core.text import format_value
 
 METRICS = {"miou": "mIoU", "pixel_acc": "PA", "mean_acc": "mAcc", "fwiou": "FWIoU"}
+TRIMAP = "trimap:"  # ``trimap:<width>``: mIoU in the band of that width (pixels) around the label boundaries
+
+
+def metric_title(key: str) -> str:
+    """``miou`` -> ``mIoU``; ``trimap:2`` -> ``mIoU@2px`` (in the 2-pixel band around boundaries)."""
+    return f"mIoU@{key[len(TRIMAP):]}px" if key.startswith(TRIMAP) else METRICS[key]
+
+
+def metric_keys(df: pd.DataFrame) -> list[str]:
+    """The metrics a table of runs has: the four scalar ones, then the trimap bands by width."""
+    bands = sorted((c for c in df.columns if str(c).startswith(TRIMAP)), key=lambda c: int(c[len(TRIMAP):]))
+    return [*METRICS, *bands]
 COSTS = {"params": "Params (M)", "macs": "MACs (G)", "latency_ms": "Latency (ms)", "peak_mem_mb": "Memory (MB)"}
 MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 TEST_NAME = "Welch's two-sided t-test over seeds (unequal variances)"
@@ -51,7 +63,7 @@ def summarize(
         df = df.assign(_all="all")
     done = df[df["status"] == "done"]
     out = df[keys].drop_duplicates().reset_index(drop=True)
-    stats = done.groupby(keys, sort=False)[list(METRICS)].agg(["mean", "std"])
+    stats = done.groupby(keys, sort=False)[metric_keys(df)].agg(["mean", "std"])
     stats.columns = [f"{m}_{s}" for m, s in stats.columns]
     out = out.merge(stats.reset_index(), on=keys, how="left")
     for name, mask in (("n", df["status"] == "done"), ("failed", df["status"] == "failed")):
@@ -155,11 +167,12 @@ def display(summary: pd.DataFrame, axes: list[str], metric: str = "miou") -> pd.
     """The human table, one row per configuration: axis values, 'mean ± std' per metric, n, Δ (with the
     significance mark), cost, and a status column saying which runs failed or are missing."""
     shown = pd.DataFrame({short: summary[axis] for axis, short in short_names(axes).items()})
-    for key, title in METRICS.items():
-        shown[title] = [_metric_cell(row, key) for _, row in summary.iterrows()]
+    means = [str(c) for c in summary.columns if str(c).startswith(TRIMAP) and str(c).endswith("_mean")]
+    for key in [*METRICS, *(c.removesuffix("_mean") for c in means)]:
+        shown[metric_title(key)] = [_metric_cell(row, key) for _, row in summary.iterrows()]
     shown["n"] = summary["n"]
     if f"delta_{metric}" in summary:
-        shown[f"Δ {METRICS[metric]}"] = [_delta_cell(row, metric) for _, row in summary.iterrows()]
+        shown[f"Δ {metric_title(metric)}"] = [_delta_cell(row, metric) for _, row in summary.iterrows()]
     cost_format = {"params": (1e6, 3), "macs": (1e9, 3), "latency_ms": (1, 2), "peak_mem_mb": (1, 2)}
     for key, title in COSTS.items():
         if key in summary:
@@ -257,7 +270,7 @@ def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
     if f"delta_{metric}" in summary:
         base = ", ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in study.baseline.items())
         notes.append(
-            f"Δ {METRICS[metric]}: difference of the mean to the baseline row ({base}). Significance: {TEST_NAME} "
+            f"Δ {metric_title(metric)}: difference of the mean to the baseline row ({base}). Significance: {TEST_NAME} "
             "against the baseline's seeds: * p<0.05, ** p<0.01, *** p<0.001; no mark: not significant, or "
             "untestable (fewer than 2 seeds on either side, or no variance)."
         )

@@ -29,11 +29,11 @@ def print_table(console: Console, shown: pd.DataFrame, title: str) -> None:
 
 def print_comparison(console: Console, t: Any, root: Any) -> None:
     """The per-configuration table, the study's layout, the published numbers, the notes, failed and missing runs."""
-    from ablate.report.table import METRICS
+    from ablate.report.table import metric_title
 
     print_table(console, t.shown, f"{t.title} ({root})")
     if t.layout is not None:
-        print_table(console, t.layout, f"{METRICS[t.metric]}: rows x columns as in the study's table layout")
+        print_table(console, t.layout, f"{metric_title(t.metric)}: rows x columns as in the study's table layout")
     if t.published is not None:
         print_table(console, t.published, f"Published vs reproduced: {t.published_caption}")
     for note in t.footnote:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,12 +83,25 @@ def combinations(loaded: LoadedStudy) -> list[dict[str, Any]]:
     return combos
 
 
+def map_side(recipe: dict[str, Any]) -> int:
+    """The side of a run's last feature map: ceil(crop / output stride)."""
+    resolved = Recipe.model_validate(recipe)
+    return math.ceil(resolved.data.crop / resolved.model.output_stride)
+
+
+def rule_factor(loaded: LoadedStudy, rule: Any, values: dict[str, Any]) -> float:
+    """What ``rule`` multiplies its axis by in the run that has these axis ``values``."""
+    if rule.feature_map is not None:
+        return map_side(apply_overrides(loaded.recipe, values)) / rule.feature_map
+    with_value = values[rule.with_] if rule.with_ in values else get_dotted(loaded.recipe, rule.with_)
+    return rule.reference / with_value
+
+
 def effective(loaded: LoadedStudy, axes: dict[str, Any]) -> dict[str, Any]:
     """The recipe overrides a combination stands for, after the study's coupling rules."""
     out = dict(axes)
     for rule in loaded.study.rules:
-        with_value = out[rule.with_] if rule.with_ in out else get_dotted(loaded.recipe, rule.with_)
-        out[rule.scale] = scale_value(out[rule.scale], rule.reference / with_value)
+        out[rule.scale] = scale_value(out[rule.scale], rule_factor(loaded, rule, axes))
     return out
 
 

@@ -106,6 +106,8 @@ def _check_grid(study: Study, base: dict[str, Any], source: str) -> None:
     for i, rule in enumerate(study.rules):
         if rule.scale not in study.axes:
             raise _not_axis(study, source, f"rules[{i}].scale", rule.scale)
+        if rule.feature_map is not None:  # scaled per run (to its map side); checked when the grid expands
+            continue
         withs = study.axes.get(rule.with_)
         if withs is None:
             try:
@@ -133,6 +135,14 @@ def _check_grid(study: Study, base: dict[str, Any], source: str) -> None:
             raise _not_axis(study, source, f"baseline.{key}", key)
         if value not in study.axes[key]:
             raise _not_a_value(study, source, f"baseline.{key}", key, value)
+    metric = study.table.metric
+    if metric.startswith("trimap:"):
+        widths = get_dotted(Recipe.model_validate(base).model_dump(mode="json"), "eval.trimap")
+        if int(metric.split(":")[1]) not in widths:
+            raise ConfigError(
+                f"{source}: table.metric: {metric} is not measured; eval.trimap measures the bands "
+                f"{', '.join(map(str, widths))} (add the width there or choose one of them)"
+            )
     for where, keys in (("table.rows", study.table.rows), ("table.columns", study.table.columns)):
         for key in keys:
             if key not in study.axes and key != "seed":
@@ -157,7 +167,8 @@ def grid_keys(study: Study) -> dict[str, str]:
     """The recipe keys the study's grid decides, with where: ``{key: "axis" | "rule" | "baseline" | ...}``."""
     keys = {key: "axis" for key in study.axes}
     for i, rule in enumerate(study.rules):
-        keys.setdefault(rule.with_, f"rules[{i}].with")
+        if rule.with_:  # (a feature_map rule follows --set of the crop or the stride: that is what it is for)
+            keys.setdefault(rule.with_, f"rules[{i}].with")
     return keys
 
 

@@ -8,14 +8,15 @@ from typing import Any
 import pandas as pd
 
 from ablate.core.text import format_value
-from ablate.report.table import COSTS, METRICS
+from ablate.report.table import COSTS, METRICS, TRIMAP, metric_keys
 from ablate.study.grid import Run
 from ablate.study.store import Store
 
 
 def collect(runs: list[Run], store: Store) -> pd.DataFrame:
     """One row per run: axis values (as text), id, seed, status (done/failed/missing), error, the scalar metrics
-    (in %), per-class IoU (in %, columns ``iou:<class>``) and the cost record (params, macs, latency, memory)."""
+    and the trimap bands (in %, columns ``trimap:<width>``), per-class IoU (in %, columns ``iou:<class>``) and the
+    cost record (params, macs, latency, memory)."""
     rows = []
     for run in runs:
         record = store.read_metrics(run) or {}
@@ -28,6 +29,8 @@ def collect(runs: list[Run], store: Store) -> pd.DataFrame:
         for key in METRICS:
             value = metrics.get(key)
             row[key] = None if value is None else 100.0 * value
+        for width, value in (record.get("trimap") or {}).items() if done else ():
+            row[f"{TRIMAP}{width}"] = None if value is None or math.isnan(value) else 100.0 * value
         per_class = record.get("per_class_iou") or {}
         order = [c for c in record.get("classes", []) if c in per_class] + [
             c for c in per_class if c not in record.get("classes", [])
@@ -44,7 +47,7 @@ def collect(runs: list[Run], store: Store) -> pd.DataFrame:
         row["eval_size"] = "×".join(str(s) for s in cost.get("image_size", [])) if done else ""
         rows.append(row)
     df = pd.DataFrame(rows)
-    for col in (*METRICS, *COSTS):
+    for col in (*metric_keys(df), *COSTS):
         if col in df:
             df[col] = pd.to_numeric(df[col], errors="coerce")
     return df

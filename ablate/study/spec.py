@@ -12,7 +12,8 @@ from ablate.core.schema import Strict
 from ablate.study.executors import ExecutorConfig
 from ablate.study.executors.local import LocalExecutor
 
-Metric = Literal["miou", "pixel_acc", "mean_acc", "fwiou"]
+# a table's metric: one of the four scalar metrics, or the mIoU in a trimap band, ``trimap:<width>`` (eval.trimap)
+Metric = Literal["miou", "pixel_acc", "mean_acc", "fwiou"] | Annotated[str, Field(pattern=r"^trimap:[0-9]+$")]
 SEED_MAX = 2**32 - 1  # what every RNG a run seeds (torch, numpy, Python) accepts
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
@@ -34,14 +35,26 @@ class TableConfig(Strict):
 
 
 class ScaleRule(Strict):
-    """Coupled axes: values of ``scale`` are written as they apply at ``with == reference`` and are scaled by
-    ``reference / value of with`` in every run (DeepLab's ASPP rates (6, 12, 18) at output stride 16 become
-    (12, 24, 36) at 8). Scaled numbers are rounded to integers, at least 1."""
+    """Coupled axes. ``{scale: A, with: B, reference: r}``: values of A are written as they apply at B = r and are
+    scaled by r / B in every run (DeepLab's ASPP rates (6, 12, 18) at output stride 16 become (12, 24, 36) at 8).
+    ``{scale: A, feature_map: m}``: values of A (atrous rates) are written for a feature map of side m and scaled by
+    s / m, s the run's map side ceil(crop / output stride): DeepLabv3 writes (6, 12, 18) for 513-px crops at OS 16,
+    m = 33; on 128-px images at OS 16 (s = 8) they become (1, 3, 4), keeping their share of the map. Scaled numbers
+    are rounded to integers, at least 1."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     scale: str
-    with_: str = Field(alias="with")
-    reference: float = Field(gt=0)
+    with_: str | None = Field(default=None, alias="with")
+    reference: float | None = Field(default=None, gt=0)
+    feature_map: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ScaleRule:
+        if self.feature_map is None and (self.with_ is None or self.reference is None):
+            raise ValueError("give either 'with' and 'reference', or 'feature_map'")
+        if self.feature_map is not None and (self.with_ is not None or self.reference is not None):
+            raise ValueError("'feature_map' scales to the map by itself: give it without 'with' and 'reference'")
+        return self
 
 
 class WandbConfig(Strict):

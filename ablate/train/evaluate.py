@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from ablate.config.schema import EvalConfig
 from ablate.train.crf import CRFPool
 from ablate.train.inference import predict
-from ablate.train.metrics import confusion_metric, metrics_from_confusion
+from ablate.train.metrics import Trimap, confusion_metric, metrics_from_confusion
 
 __all__ = ["Showcase", "evaluate", "predict"]
 
@@ -60,12 +60,14 @@ def evaluate(
     """Metrics of ``model`` on ``dataset`` with the inference strategy and CRF of ``cfg``.
 
     With the CRF on, each batch's probabilities go to the CRF pool while the network predicts the next batch;
-    labels come back in order. Also returns ``eval_time_s`` and, with the CRF, ``crf_workers``. ``showcase``
-    keeps the predictions of its images (after the CRF, as they were scored).
+    labels come back in order. Also returns ``trimap`` (mIoU in the band of each ``cfg.trimap`` width around the
+    label boundaries), ``eval_time_s`` and, with the CRF, ``crf_workers``. ``showcase`` keeps the predictions of
+    its images (after the CRF, as they were scored).
     """
     started = time.perf_counter()
     model.eval().to(device)
     confusion = confusion_metric(num_classes, ignore_index, sync=False).to(device)  # this process's images only
+    trimap = Trimap(cfg.trimap, num_classes, ignore_index).to(device)
     pool = CRFPool(cfg.crf, shared=True) if cfg.crf.enabled else None
     if pool is not None:
         pool.start()  # before the first batch: the workers are ready when its probabilities are
@@ -73,6 +75,7 @@ def evaluate(
 
     def score(first: int, preds: torch.Tensor, labels: torch.Tensor) -> None:
         confusion.update(preds, labels)
+        trimap.update(preds, labels)
         if showcase is not None:
             for i, (label, pred) in enumerate(zip(labels.cpu().numpy(), preds.cpu().numpy(), strict=True)):
                 showcase.offer(first + i, label, pred)
@@ -101,6 +104,7 @@ def evaluate(
         if pool is not None:
             pool.close()
     metrics = metrics_from_confusion(confusion.compute().cpu())
+    metrics["trimap"] = trimap.compute()
     metrics["eval_time_s"] = round(time.perf_counter() - started, 3)
     if pool is not None:
         metrics["crf_workers"] = pool.workers

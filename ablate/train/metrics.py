@@ -13,6 +13,7 @@ A class predicted but absent from the ground truth has IoU 0 and counts.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torchmetrics import Metric
 
 
@@ -72,3 +73,41 @@ def metrics_from_confusion(cm: torch.Tensor) -> dict[str, float | list[float]]:
         "per_class_iou": iou.tolist(),
         "per_class_acc": acc.tolist(),
     }
+
+
+def boundary_band(labels: torch.Tensor, width: int) -> torch.Tensor:
+    """Pixels within ``width`` pixels (Chebyshev distance) of a label boundary (N x H x W bool): a boundary pixel
+    has a 4-neighbour with another label value (the ignore label counts as a value, so VOC's void borders are the
+    boundaries, as DeepLab's trimap takes them)."""
+    x = labels.long()
+    edge = torch.zeros_like(x, dtype=torch.bool)
+    edge[:, 1:, :] |= x[:, 1:, :] != x[:, :-1, :]
+    edge[:, :-1, :] |= x[:, :-1, :] != x[:, 1:, :]
+    edge[:, :, 1:] |= x[:, :, 1:] != x[:, :, :-1]
+    edge[:, :, :-1] |= x[:, :, :-1] != x[:, :, 1:]
+    if width <= 0:
+        return edge
+    band = F.max_pool2d(edge[:, None].float(), 2 * width + 1, stride=1, padding=width)[:, 0]
+    return band > 0
+
+
+class Trimap:
+    """Confusion matrices restricted to the boundary band of each width (DeepLab v1/v2, DeepLabv3+ Fig. 5: mIoU
+    in a trimap band around label boundaries)."""
+
+    def __init__(self, widths: list[int], num_classes: int, ignore_index: int = 255):
+        self.widths, self.ignore_index = list(widths), ignore_index
+        self.confusion = {w: confusion_metric(num_classes, ignore_index, sync=False) for w in self.widths}
+
+    def to(self, device: torch.device | str) -> Trimap:
+        self.confusion = {w: m.to(device) for w, m in self.confusion.items()}
+        return self
+
+    def update(self, preds: torch.Tensor, labels: torch.Tensor) -> None:
+        for width, metric in self.confusion.items():
+            band = boundary_band(labels, width)
+            metric.update(preds, torch.where(band, labels, torch.full_like(labels, self.ignore_index)))
+
+    def compute(self) -> dict[str, float]:
+        """{width: mIoU inside the band} (the keys as strings, for JSON)."""
+        return {str(w): metrics_from_confusion(m.compute().cpu())["miou"] for w, m in self.confusion.items()}

@@ -53,6 +53,7 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
     cost = measure(model, recipe.data.crop, device)  # the eval size: the image, or the crop it is padded to
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
+        "trimap": m["trimap"],  # {band width: mIoU in the band around label boundaries}
         "classes": list(data.classes),  # the class order (metrics.json sorts its keys)
         "per_class_iou": dict(zip(data.classes, m["per_class_iou"], strict=True)),
         "per_class_acc": dict(zip(data.classes, m["per_class_acc"], strict=True)),
