@@ -261,6 +261,32 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTab
     )
 
 
+def _rule_notes(study: Any, df: pd.DataFrame) -> list[str]:
+    """What each coupling rule made of the written values, in the runs (``used:<axis>`` columns of ``collect``)."""
+    notes = []
+    for rule in study.rules:
+        used = f"used:{rule.scale}"
+        if used not in df:
+            continue
+        others = [a for a in study.axes if a != rule.scale]
+        pairs = df[[rule.scale, *others, used]].dropna().drop_duplicates()
+        shown = "; ".join(
+            f"{row[rule.scale]} → {row[used]}"
+            + (f" at {', '.join(f'{short_names(others)[a]}={row[a]}' for a in others)}" if others else "")
+            for _, row in pairs.iterrows()
+            if row[rule.scale] != row[used]
+        )
+        if rule.feature_map is not None:
+            how = (f"{rule.scale} is written for a {rule.feature_map:g}-px feature map (DeepLabv3 writes its rates "
+                   "for 513-px crops at output stride 16: 33 px) and scaled to each run's map, ceil(crop / output "
+                   "stride), so each rate keeps its share of the map")  # fmt: skip
+        else:
+            ref = f"{rule.reference:g}"
+            how = f"{rule.scale} is written for {rule.with_} = {ref} and scaled by {ref} / {rule.with_}"
+        notes.append(f"Coupled: {how}; the table shows the written values, the runs used: {shown or 'the same'}.")
+    return notes
+
+
 def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
     metric = study.table.metric
     notes = [
@@ -276,6 +302,7 @@ def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
         )
     elif study.baseline:
         notes.append("Δ: the baseline configuration has no finished run, so no Δ is given.")
+    notes += _rule_notes(study, df)
     done = df[df["status"] == "done"]
     if "macs" in done and done["macs"].notna().any():
         hardware = "; ".join(dict.fromkeys(h for h in done["hardware"] if h)) or "unknown hardware"

@@ -21,6 +21,7 @@ def collect(runs: list[Run], store: Store) -> pd.DataFrame:
     for run in runs:
         record = store.read_metrics(run) or {}
         row: dict[str, Any] = {k: format_value(v) for k, v in run.axes.items()}
+        row.update({f"used:{k}": format_value(v) for k, v in run.overrides.items() if k in run.axes})
         status = record.get("status", "missing")
         row.update(run_id=run.id, seed=run.seed, status=status, train_id=run.train_id)
         row["error"] = record.get("error", "") if status == "failed" else ""
