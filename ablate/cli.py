@@ -3,6 +3,7 @@ timm) happen only inside commands that train or evaluate."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typer.exceptions import TyperException
 
 from ablate.core import signals, warn
 from ablate.core.errors import ConfigError
+from ablate.report.terminal import terminal_width
 
 
 class _OneLineErrors(typer.core.TyperGroup):
@@ -50,7 +52,7 @@ app = typer.Typer(
     help="Ablation studies for semantic segmentation: expand a study's grid, train and evaluate every run, "
     "and compare the results in one table.",
 )
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+console = Console(highlight=False, width=terminal_width())
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 StudyArg = Annotated[Path, typer.Argument(help="Study YAML file, e.g. studies/aspp_rates.yaml.", show_default=False)]
@@ -390,6 +392,37 @@ def eval_(
 from ablate.bench.command import bench  # noqa: E402 - registered on ``app`` below, imports nothing heavy
 
 app.command()(bench)
+
+
+def _version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        console.print(f"ablate {importlib.metadata.version('ablate')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print ablate's version and exit.")
+    ] = False,
+) -> None:
+    """Ablation studies for semantic segmentation: expand a study's grid, train and evaluate every run, and compare
+    the results in one table."""
+
+
+def _prose(doc: str | None) -> str | None:
+    """A docstring as the help shows it: its paragraphs as flowing text (the terminal wraps them), not the source's
+    line breaks."""
+    if not doc:
+        return doc
+    paragraphs = [" ".join(line.strip() for line in p.splitlines()) for p in inspect.cleandoc(doc).split("\n\n")]
+    return "\n\n".join(paragraphs)
+
+
+for _info in app.registered_commands:
+    _info.help = _prose(_info.help or (_info.callback.__doc__ if _info.callback else None))
 
 
 def main() -> None:  # pragma: no cover - the console script

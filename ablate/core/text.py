@@ -14,6 +14,29 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def short_labels(values: list[Any]) -> list[str]:
+    """Readable names for an axis's values. A dict value (a whole head, say) is its ``name`` and, in brackets,
+    only the keys whose values differ between the axis's dicts that have them: ``aspp``, ``ppm(bins=(1),
+    pooling=max)``. Other values are written by ``format_value``."""
+    dicts = [v for v in values if isinstance(v, dict)]
+    varying = {
+        key
+        for d in dicts
+        for key in d
+        if key != "name" and len({format_value(o.get(key)) for o in dicts if key in o}) > 1
+    }
+    labels = []
+    for v in values:
+        if not isinstance(v, dict):
+            labels.append(format_value(v))
+            continue
+        shown = ",".join(f"{k}={format_value(x)}" for k, x in v.items() if k in varying)
+        name = str(v.get("name", ""))
+        labels.append(f"{name}({shown})" if shown and name else (name or "{" + shown + "}"))
+    # two values that would read alike are written out in full
+    return [format_value(v) if labels.count(label) > 1 else label for v, label in zip(values, labels, strict=True)]
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``plural(1, "training")`` -> ``1 training``; ``plural(2, "run")`` -> ``2 runs``."""
     return f"{n} {word if n == 1 else (many or word + 's')}"

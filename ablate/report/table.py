@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.core.text import format_value
+from ablate.core.text import format_value, short_labels
 
 METRICS = {"miou": "mIoU", "pixel_acc": "PA", "mean_acc": "mAcc", "fwiou": "FWIoU"}
 TRIMAP = "trimap:"  # ``trimap:<width>``: mIoU in the band of that width (pixels) around the label boundaries
@@ -226,6 +226,11 @@ class ComparisonTable:
     missing: list[tuple[str, str]] = field(default_factory=list)  # (run id, label)
     published: pd.DataFrame | None = None  # the paper's table: published vs reproduced (studies with reference:)
     published_caption: str = ""
+    names: dict[str, dict[str, str]] = field(default_factory=dict)  # axis -> written value -> short readable name
+
+    def name(self, axis: str, value: str) -> str:
+        """The readable name of an axis value (as ``format_value`` writes it)."""
+        return self.names.get(axis, {}).get(value, value)
 
 
 def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTable:
@@ -233,11 +238,17 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTab
     ``study`` is the ``ablate.study.spec.Study``, ``labels`` each run id's label."""
     axes = list(study.axes)
     metric = study.table.metric
+    names = {a: dict(zip(map(format_value, vs), short_labels(vs), strict=True)) for a, vs in study.axes.items()}
     summary = summarize(df, axes, study.baseline, metric)
     shown = display(summary, axes, metric)
     rows = [r for r in study.table.rows if r in axes]
     columns = [c for c in study.table.columns if c in axes]
     layout = pivot(summary, rows, columns, metric) if columns else None
+    short = short_names(axes)
+    for frame in (shown, layout):  # people read the short names; summary and CSV keep the written values
+        for axis in axes:
+            if frame is not None and short.get(axis) in frame:
+                frame[short[axis]] = frame[short[axis]].map(lambda v, a=axis: names[a].get(v, v))
     published, published_caption = None, ""
     if study.reference is not None:
         from ablate.report.reference import caption, join_reference, paper_layout
@@ -258,6 +269,7 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTab
         missing=missing,
         published=published,
         published_caption=published_caption,
+        names=names,
     )
 
 
