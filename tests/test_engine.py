@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -35,6 +36,7 @@ def test_plan_aspp_rates_shows_coupled_rates():
         capture_output=True,
         text=True,
         cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
     ).stdout
     assert "(6,12,18) → (12,24,36)" in table and "12 pending" in table
 

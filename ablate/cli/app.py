@@ -1,0 +1,79 @@
+"""The ``ablate`` application: one-line usage errors, ``--version``, help as prose. The commands are in
+``ablate.cli.run`` and ``ablate.cli.browse`` (and ``ablate.bench.command``); ``ablate.cli`` puts them together."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from typer.exceptions import TyperException
+
+from ablate.cli.common import console, err_console
+from ablate.core import signals
+
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (an unknown option, a value out of range) as one line and exit code 2, like every other bad
+    input; a signal outside a training (it checkpoints itself) as one line and 128 + its number."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            sys.exit(130)
+        except TyperException as exc:  # click's usage errors (typer vendors click): an option, a value, a command
+            if not exc.format_message():  # `ablate` alone: the help was the answer
+                sys.exit(0)
+            ctx = getattr(exc, "ctx", None)
+            command = " ".join(["ablate", *([ctx.info_name] if ctx is not None and ctx.parent else []), "--help"])
+            err_console.print(f"[red]error:[/red] {escape(exc.format_message())} (see {command})", markup=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        except signals.Interrupted as stop:
+            err_console.print(f"interrupted by {stop.name}; nothing was running: run the same command again")
+            sys.exit(stop.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Ablation studies for semantic segmentation: expand a study's grid, train and evaluate every run, "
+    "and compare the results in one table.",
+)
+
+def _version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        console.print(f"ablate {importlib.metadata.version('ablate')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print ablate's version and exit.")
+    ] = False,
+) -> None:
+    """Ablation studies for semantic segmentation: expand a study's grid, train and evaluate every run, and compare
+    the results in one table."""
+
+
+def _prose(doc: str | None) -> str | None:
+    """A docstring as the help shows it: its paragraphs as flowing text (the terminal wraps them), not the source's
+    line breaks."""
+    if not doc:
+        return doc
+    paragraphs = [" ".join(line.strip() for line in p.splitlines()) for p in inspect.cleandoc(doc).split("\n\n")]
+    return "\n\n".join(paragraphs)
+
+
+def reflow_help() -> None:
+    """Every command's help as prose (called once every command is registered)."""
+    for info in app.registered_commands:
+        info.help = _prose(info.help or (info.callback.__doc__ if info.callback else None))

@@ -1,0 +1,116 @@
+"""What the commands share: the consoles, the option types, one-line bad input, the study session, the table and
+the report as the commands print them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ablate.core.errors import ConfigError
+from ablate.report.terminal import terminal_width
+
+console = Console(highlight=False, width=terminal_width())
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+StudyArg = Annotated[Path, typer.Argument(help="Study YAML file, e.g. studies/aspp_rates.yaml.", show_default=False)]
+ResultsOpt = Annotated[
+    Path, typer.Option("--results", "-r", help="Folder that holds results/<study>/runs/<run id>/ folders.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a recipe key for every run, as KEY=VALUE with a YAML value "
+        "(e.g. --set train.steps=20 --set model.head.rates='[6,12]'). Repeatable.",
+        show_default=False,
+    ),
+]
+AxisOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--axis",
+        "-a",
+        help="With a recipe instead of a study: an axis of an ad-hoc study, KEY=V1,V2 (YAML values; lists in "
+        "brackets: model.head.rates=[1],[6,12,18]). Repeatable; the study is named from the recipe and its axes.",
+        show_default=False,
+    ),
+]
+SeedsOpt = Annotated[
+    str | None, typer.Option("--seeds", help="Ad-hoc study: its seeds, e.g. 0,1,2 (default 0).", show_default=False)
+]
+SaveStudyOpt = Annotated[
+    Path | None,
+    typer.Option("--save-study", help="Ad-hoc study: also write it to this YAML file.", show_default=False),
+]
+WandbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--wandb",
+        help="W&B logging: online, offline, disabled or auto (default: the study's wandb.mode, else auto: online "
+        "when an API key is configured, else offline files under results/<study>/wandb/).",
+        show_default=False,
+    ),
+]
+FORMAT_CHOICES = ("terminal", "md", "csv", "latex", "html")
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+def fail(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {escape(message)}", markup=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad input: one line on stderr, exit code 2, never a traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def session_of(study: Path, sets: list[str] | None, results: Path, axes: list[str] | None = None,
+             seeds: str | None = None, save: Path | None = None):  # fmt: skip
+    """The study session of STUDY, or of the ad-hoc study of a recipe and ``--axis`` options."""
+    from ablate.config.loading import load_yaml, parse_sets
+    from ablate.study import adhoc
+    from ablate.study.session import StudySession
+
+    if axes or seeds or save or (study.is_file() and adhoc.is_recipe(study)):
+        if study.is_file() and not adhoc.is_recipe(study):
+            raise ConfigError(f"{study}: is a study; --axis, --seeds and --save-study go with a recipe")
+        load_yaml(study)  # a missing or broken file says so, in one line
+        study = adhoc.write_adhoc(study, axes or [], seeds, results, save)
+    return StudySession(study, parse_sets(sets), results)
+
+
+def print_and_save_table(session, fmt: str = "terminal"):
+    """Save table.md and table.csv (and the asked format), print the table; returns it."""
+    from ablate.report.render import FORMATS
+    from ablate.report.terminal import print_comparison
+
+    t = session.table()
+    written = session.save_table(t, tuple(dict.fromkeys(["md", "csv"] + ([fmt] if fmt in FORMATS else []))))
+    if fmt != "terminal":
+        sys.stdout.write(FORMATS[fmt][1](t))
+        err_console.print(f"wrote {written[fmt]}")
+    else:
+        print_comparison(console, t, session.store.root)
+    return t
+
+
+def write_report(session, t):
+    report = session.write_report(t)
+    console.print(f"report: {report.html} and {report.md}", markup=False)
+    for f in report.figures:
+        if f.error:
+            console.print(f"  [yellow]{escape(f.title)} not drawn[/yellow]: {escape(f.error)}")
+    return report
