@@ -61,7 +61,7 @@ def paired_test(a: Mapping[int, float], b: Mapping[int, float]) -> PairedResult 
 
     with warnings.catch_warnings():  # near-constant differences: the guard above is the answer, not a warning
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = stats.ttest_ind([a[s] for s in seeds], [b[s] for s in seeds])
+        res = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds])
     t, p = _finite_or_none(res.statistic), _finite_or_none(res.pvalue)
     if t is None or p is None:
         return None
