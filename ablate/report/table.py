@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ablate.core.text import format_value, short_labels
+from ablate.report import compare
 
 METRICS = {"miou": "mIoU", "pixel_acc": "PA", "mean_acc": "mAcc", "fwiou": "FWIoU"}
 TRIMAP = "trimap:"  # ``trimap:<width>``: mIoU in the band of that width (pixels) around the label boundaries
@@ -30,20 +31,9 @@ def metric_keys(df: pd.DataFrame) -> list[str]:
     return [*METRICS, *bands]
 COSTS = {"params": "Params (M)", "macs": "MACs (G)", "latency_ms": "Latency (ms)", "peak_mem_mb": "Memory (MB)"}
 MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
-TEST_NAME = "Welch's two-sided t-test over seeds (unequal variances)"
 
 
 # ------------------------------------------------------------------------------------------------- per configuration
-def _welch(a: list[float], b: list[float]) -> float | None:
-    """Two-sided p-value of Welch's t-test, or None where it is undefined (fewer than 2 values, no variance)."""
-    if len(a) < 2 or len(b) < 2 or (len(set(a)) == 1 and len(set(b)) == 1):
-        return None  # no variance on either side: the t statistic is undefined
-    from scipy import stats
-
-    p = stats.ttest_ind(a, b, equal_var=False).pvalue
-    return None if p is None or math.isnan(p) else float(p)
-
-
 def mark(p: float | None) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return ""
@@ -57,7 +47,8 @@ def summarize(
     df: pd.DataFrame, axes: list[str], baseline: dict[str, Any] | None = None, metric: str = "miou"
 ) -> pd.DataFrame:
     """Per configuration (axis values): mean and std over seeds of every metric, n (finished seeds), failed,
-    missing, the errors, Δ of ``metric`` vs the baseline with Welch's p-value, cost (mean over seeds)."""
+    missing, the errors, Δ of ``metric`` vs the baseline with its test, p, Holm's p and bootstrap interval
+    (``ablate.report.compare``), the outlier seeds, cost (mean over seeds)."""
     keys = axes or ["_all"]
     if not axes:
         df = df.assign(_all="all")
@@ -99,23 +90,12 @@ def summarize(
             if key in out:
                 mask &= out[key] == format_value(value)
         if mask.any():
-            ref_row = out.loc[mask].iloc[0]
-            out.loc[mask.idxmax(), "baseline"] = True
-            ref = ref_row[f"{metric}_mean"]
-            out[f"delta_{metric}"] = out[f"{metric}_mean"] - ref
-            ref_values = _values(done, keys, ref_row, metric)
-            out[f"p_{metric}"] = [
-                None if is_base else _welch(_values(done, keys, row, metric), ref_values)
-                for is_base, (_, row) in zip(out["baseline"], out.iterrows(), strict=True)
-            ]
+            base = mask.idxmax()
+            out.loc[base, "baseline"] = True
+            out[f"delta_{metric}"] = out[f"{metric}_mean"] - out.loc[base, f"{metric}_mean"]
+            out = out.join(compare.against_baseline(done, keys, out, base, metric))
+    out["outliers"] = [",".join(map(str, seeds)) for seeds in compare.outlier_seeds(done, keys, out, metric)]
     return out.drop(columns=["_all"], errors="ignore")
-
-
-def _values(done: pd.DataFrame, keys: list[str], row: pd.Series, metric: str) -> list[float]:
-    mask = pd.Series(True, index=done.index)
-    for key in keys:
-        mask &= done[key] == row[key]
-    return [float(v) for v in done.loc[mask, metric].dropna()]
 
 
 # ------------------------------------------------------------------------------------------------- text cells
@@ -148,7 +128,14 @@ def _delta_cell(row: pd.Series, metric: str) -> str:
         return "baseline"
     if d is None or pd.isna(d):
         return "—"
-    return f"{d:+.2f}{mark(row.get(f'p_{metric}'))}"
+    return f"{d:+.2f}{mark(row.get(f'p_holm_{metric}'))}"
+
+
+def _ci_cell(row: pd.Series, metric: str) -> str:
+    low, high = row.get(f"ci_low_{metric}"), row.get(f"ci_high_{metric}")
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return "—"
+    return f"[{low:+.2f}, {high:+.2f}]"
 
 
 def _num(value: Any, scale: float = 1.0, digits: int = 2) -> str:
@@ -170,9 +157,13 @@ def display(summary: pd.DataFrame, axes: list[str], metric: str = "miou") -> pd.
     means = [str(c) for c in summary.columns if str(c).startswith(TRIMAP) and str(c).endswith("_mean")]
     for key in [*METRICS, *(c.removesuffix("_mean") for c in means)]:
         shown[metric_title(key)] = [_metric_cell(row, key) for _, row in summary.iterrows()]
+    flagged = [bool(o) for o in summary.get("outliers", pd.Series([""] * len(summary)))]
+    shown[metric_title(metric)] = [f"{c} !" if f else c for c, f in zip(shown[metric_title(metric)], flagged,
+                                                                         strict=True)]  # fmt: skip
     shown["n"] = summary["n"]
     if f"delta_{metric}" in summary:
         shown[f"Δ {metric_title(metric)}"] = [_delta_cell(row, metric) for _, row in summary.iterrows()]
+        shown["Δ 95% CI"] = [_ci_cell(row, metric) for _, row in summary.iterrows()]
     cost_format = {"params": (1e6, 3), "macs": (1e9, 3), "latency_ms": (1, 2), "peak_mem_mb": (1, 2)}
     for key, title in COSTS.items():
         if key in summary:
@@ -273,6 +264,25 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTab
     )
 
 
+def _seed_notes(study: Any, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
+    """The outlier seeds (marked ! in the table) and how many seeds the study's smallest effect of interest needs."""
+    axes, metric = list(study.axes), study.table.metric
+    keys = axes or ["_all"]
+    done = df[df["status"] == "done"].assign(**({} if axes else {"_all": "all"}))
+    frame = summary.assign(**({} if axes else {"_all": "all"}))
+    values = [compare.seed_values(done, keys, row, metric) for _, row in frame.iterrows()]
+    flagged = [[int(s) for s in str(o).split(",") if s] for o in summary["outliers"]]
+    names = short_names(axes)
+
+    def label(row: pd.Series) -> str:
+        return " ".join(f"{names[a]}={row[a]}" for a in axes) or "all"
+
+    notes = compare.outlier_notes(frame, flagged, label, values)
+    base = frame.index[frame["baseline"]][0] if frame["baseline"].any() else None
+    needed = compare.seeds_needed_note(done, keys, frame, base, metric, metric_title(metric), study.table.min_effect)
+    return notes + ([needed] if needed else [])
+
+
 def _rule_notes(study: Any, df: pd.DataFrame) -> list[str]:
     """What each coupling rule made of the written values, in the runs (``used:<axis>`` columns of ``collect``)."""
     notes = []
@@ -307,14 +317,13 @@ def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
     ]
     if f"delta_{metric}" in summary:
         base = ", ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in study.baseline.items())
-        notes.append(
-            f"Δ {metric_title(metric)}: difference of the mean to the baseline row ({base}). Significance: {TEST_NAME} "
-            "against the baseline's seeds: * p<0.05, ** p<0.01, *** p<0.001; no mark: not significant, or "
-            "untestable (fewer than 2 seeds on either side, or no variance)."
-        )
+        tests = set(summary[f"test_{metric}"])
+        text = compare.describe(metric_title(metric), compare.PAIRED in tests, compare.WELCH in tests)
+        notes.append(text.replace("to the baseline row;", f"to the baseline row ({base});"))
     elif study.baseline:
         notes.append("Δ: the baseline configuration has no finished run, so no Δ is given.")
     notes += _rule_notes(study, df)
+    notes += _seed_notes(study, summary, df)
     done = df[df["status"] == "done"]
     if "macs" in done and done["macs"].notna().any():
         hardware = "; ".join(dict.fromkeys(h for h in done["hardware"] if h)) or "unknown hardware"

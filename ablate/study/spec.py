@@ -22,6 +22,7 @@ class TableConfig(Strict):
     rows: list[str] = Field(default_factory=list)
     columns: list[str] = Field(default_factory=list)
     metric: Metric = "miou"
+    min_effect: float = Field(default=1.0, gt=0)  # metric points: the "seeds needed" line sizes seeds for this Δ
 
     @model_validator(mode="before")
     @classmethod
