@@ -30,13 +30,10 @@ from ablate.core.errors import ConfigError
 
 
 @app.command()
-def status(
-    study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
-    seeds: SeedsOpt = None,
-) -> None:  # fmt: skip
+def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None) -> None:
     """Count STUDY's runs by state: done, running (locked by a live process), failed, pending."""
     with user_errors():
-        session = session_of(study, set_, results, axis, seeds)
+        session = session_of(study, set_, results, axis)
     states = session.states()
     counts = session.counts(states)
     console.print(
@@ -95,7 +92,6 @@ def table(
     results: ResultsOpt = Path("results"),
     set_: SetOpt = None,
     axis: AxisOpt = None,
-    seeds: SeedsOpt = None,
     fmt: Annotated[
         str,
         typer.Option(
@@ -105,30 +101,44 @@ def table(
             "that format and written to results/<study>/table.{md,csv,tex,html}.",
         ),
     ] = "terminal",
+    seeds: Annotated[
+        bool, typer.Option("--seeds", help="Also print every seed's value of each configuration (outliers marked).")
+    ] = False,
+    min_effect: Annotated[
+        float | None,
+        typer.Option("--min-effect", help="The Δ (metric points) the seeds-needed line sizes seeds for (default "
+                     "the study's table.min_effect, 1).", show_default=False),
+    ] = None,
 ) -> None:
     """Print STUDY's comparison table (finished, failed and missing runs) and save table.md and table.csv.
 
-    One row per configuration: mean ± std over seeds, n, Δ vs the baseline with a significance mark (Welch's
-    t-test over seeds), parameters, multiply-adds, latency and peak memory with the hardware named; then the
-    study's table layout (rows x columns) when it has one.
+    One row per configuration: mean ± std over seeds, n, Δ vs the baseline with a significance mark (a paired
+    t-test over the seeds it shares with the baseline, Holm-corrected across rows) and a bootstrap interval,
+    parameters, multiply-adds, latency and peak memory with the hardware named; then the study's table layout (rows
+    x columns), the factor effects of a study with several axes, and the notes (outlier seeds, seeds needed).
     """
     with user_errors():
-        session = session_of(study, set_, results, axis, seeds)
+        session = session_of(study, set_, results, axis)
         if fmt not in FORMAT_CHOICES:
             raise ConfigError(f"--format {fmt}: expected one of {', '.join(FORMAT_CHOICES)}")
-    print_and_save_table(session, fmt)
+        if min_effect is not None:
+            if min_effect <= 0:
+                raise ConfigError(f"--min-effect {min_effect}: give a positive number of metric points")
+            session.loaded.study.table.min_effect = min_effect
+    t = print_and_save_table(session, fmt)
+    if seeds:
+        from ablate.report.terminal import print_seeds
+
+        print_seeds(console, t)
 
 
 @app.command()
-def report(
-    study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
-    seeds: SeedsOpt = None,
-) -> None:  # fmt: skip
+def report(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None) -> None:
     """Write results/<study>/report.html (self-contained) and report.md from the runs there: the table, plots
     (metric vs each axis, accuracy vs cost, per-class IoU, training curves, qualitative grid), failed runs with
     their errors, the recipe and the command to reproduce."""
     with user_errors():
-        session = session_of(study, set_, results, axis, seeds)
+        session = session_of(study, set_, results, axis)
     write_report(session, print_and_save_table(session))
 
 

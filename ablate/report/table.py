@@ -15,6 +15,7 @@ import pandas as pd
 
 from ablate.core.text import format_value, short_labels
 from ablate.report import compare
+from ablate.report.effects import study_effects
 
 METRICS = {"miou": "mIoU", "pixel_acc": "PA", "mean_acc": "mAcc", "fwiou": "FWIoU"}
 TRIMAP = "trimap:"  # ``trimap:<width>``: mIoU in the band of that width (pixels) around the label boundaries
@@ -173,6 +174,28 @@ def display(summary: pd.DataFrame, axes: list[str], metric: str = "miou") -> pd.
     return shown
 
 
+def seed_table(t: ComparisonTable) -> pd.DataFrame:
+    """Every seed's value of the table's metric, one row per configuration (outlier seeds marked !)."""
+    axes = list(t.names)
+    short = short_names(axes)
+    done = t.runs[t.runs["status"] == "done"]
+    seeds = sorted({int(s) for s in t.runs["seed"]})
+    rows = []
+    for _, row in t.summary.iterrows():
+        mask = pd.Series(True, index=done.index)
+        for axis in axes:
+            mask &= done[axis] == row[axis]
+        values = dict(zip(done.loc[mask, "seed"].astype(int), done.loc[mask, t.metric], strict=True))
+        flagged = {int(x) for x in str(row.get("outliers", "")).split(",") if x}
+        cells = {}
+        for s in seeds:
+            missing = s not in values or pd.isna(values[s])
+            cells[f"seed {s}"] = "—" if missing else f"{values[s]:.2f}" + (" !" if s in flagged else "")
+        names = {short[a]: t.name(a, row[a]) for a in axes}
+        rows.append({**names, **cells, metric_title(t.metric): _metric_cell(row, t.metric)})
+    return pd.DataFrame(rows)
+
+
 def pivot(summary: pd.DataFrame, rows: list[str], columns: list[str], metric: str = "miou") -> pd.DataFrame | None:
     """The paper layout: ``rows`` x ``columns`` (axes), each cell 'mean ± std' of ``metric`` with Δ and its
     significance mark, or FAILED/missing. Axes in neither list become rows, so nothing is averaged away."""
@@ -218,6 +241,7 @@ class ComparisonTable:
     published: pd.DataFrame | None = None  # the paper's table: published vs reproduced (studies with reference:)
     published_caption: str = ""
     names: dict[str, dict[str, str]] = field(default_factory=dict)  # axis -> written value -> short readable name
+    effects: Any = None  # ablate.report.stats.Effects of the study's axes (None: no axis or no finished run)
 
     def name(self, axis: str, value: str) -> str:
         """The readable name of an axis value (as ``format_value`` writes it)."""
@@ -261,6 +285,7 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTab
         published=published,
         published_caption=published_caption,
         names=names,
+        effects=study_effects(study, df),
     )
 
 

@@ -100,6 +100,16 @@ def print_comparison(console: Console, t: Any, root: Any, width: int | None = No
         print_table(console, t.layout, title, [c for c in t.layout.columns if "=" not in str(c)], width=width)
     if t.published is not None:
         print_table(console, t.published, f"Published vs reproduced: {t.published_caption}", width=width)
+    if t.effects is not None and not t.effects.table.empty:
+        from ablate.report.effects import effects_frame, effects_notes
+        from ablate.report.table import short_names
+
+        short = short_names(list(t.names))
+        frame = effects_frame(t.effects, t.name, short)
+        print_table(console, frame, f"Which axis matters: effects on {metric_title(t.metric)}, ranked by size",
+                    ["effect"], width=width)  # fmt: skip
+        for note in effects_notes(t.effects, short):
+            console.print(f"- {note}", markup=False)
     for note in t.footnote:
         console.print(f"- {note}", markup=False)
     if t.failures:
@@ -109,3 +119,13 @@ def print_comparison(console: Console, t: Any, root: Any, width: int | None = No
     if t.missing:
         console.print(f"[yellow]{len(t.missing)} run(s) missing (not run yet)[/yellow]")
     console.print(f"full table: {root}/table.md, table.csv (every number), table.html", markup=False)
+
+
+def print_seeds(console: Console, t: Any, width: int | None = None) -> None:
+    """Every seed's value of the table's metric per configuration; ``!`` marks an outlier seed."""
+    from ablate.report.table import metric_title, seed_table, short_names
+
+    shown = seed_table(t)
+    keys = list(short_names(list(t.names)).values())
+    print_table(console, shown, f"{metric_title(t.metric)} of every seed (! : more than 3 robust SDs from its row)",
+                keys, width=width)  # fmt: skip

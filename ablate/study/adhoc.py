@@ -62,6 +62,8 @@ def write_adhoc(recipe: Path, axis_items: list[str], seeds: str | None, results:
         "seeds": parse_seeds(seeds) if seeds else [0],
     }
     path = results / study["name"] / "study.yaml"
+    if seeds is None and path.is_file():  # a later `ablate table/report/status --axis ...` finds the study as run
+        study = yaml.safe_load(path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     if save is not None:
