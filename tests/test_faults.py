@@ -120,3 +120,31 @@ def test_a_checkpoint_not_in_this_versions_format_restarts_the_training(tmp_path
     record = train(recipe, build_datasets(recipe.data), tmp_path, progress)
     assert record["resumed_from"] == 0 and record["steps"] == recipe.train.steps
     assert notes and "not an ablate checkpoint of this version: training from step 0" in notes[0]
+
+
+def test_validating_during_training_leaves_the_training_unchanged(tmp_path):
+    """``train.val_every`` validates the model as it trains (val.csv: step, mIoU) without touching what it trains:
+    dropout and the frozen-BN mode after each validation, and the RNG streams, give the very model.pt bytes."""
+    import yaml
+
+    from ablate.config.schema import Recipe
+    from ablate.core.curve import VAL_FILE, read_val
+    from ablate.data.loader import build_datasets
+    from ablate.train.loop import MODEL_FILE, train
+
+    config = yaml.safe_load(TINY_RECIPE)
+    config["model"]["head"]["dropout"] = 0.3
+    config["train"].update(steps=6, freeze_bn=True)
+    progress = type("P", (), {"note": lambda self, m: None, "step": lambda self, *a: None})()
+    models = {}
+    for every in (0, 2):
+        config["train"]["val_every"] = every
+        recipe = Recipe.model_validate(config)
+        (tmp_path / str(every)).mkdir()
+        train(recipe, build_datasets(recipe.data), tmp_path / str(every), progress)
+        models[every] = (tmp_path / str(every) / MODEL_FILE).read_bytes()
+    assert models[0] == models[2]
+    points = read_val(tmp_path / "2" / VAL_FILE)
+    assert [s for s, _ in points] == [2, 4]  # not at the last step: the final evaluation is that one
+    assert all(0 <= v <= 1 for _, v in points)
+    assert not (tmp_path / "0" / VAL_FILE).exists()

@@ -13,7 +13,7 @@ from ablate.config.schema import EvalConfig, Recipe
 from ablate.data.folder import read_rgb
 from ablate.data.loader import build_datasets
 from ablate.data.synthetic import make_sample
-from ablate.report.plots import qualitative_grid
+from ablate.report.plots.qualitative import qualitative_grid
 from ablate.study.session import StudySession
 from ablate.train.inference import build_eval_model, predict
 

@@ -45,7 +45,7 @@ def fake_job(config, run_dir, train_dir, progress):
     own = (0.0, 0.001, -0.001)[seed] if rates == [2, 4] else 0.0
     value = base + 0.01 * seed + own + (0.005 * (-1) ** seed if os_ == 8 else 0)
     cost = {"params": 1000 * len(rates), "macs": 2_000_000 * len(rates) * (2 if os_ == 8 else 1)}
-    cost.update(latency_ms=1.5, peak_mem_mb=0.25, hardware="CPU Test (1 threads)", image_size=[32, 32])
+    cost.update(latency_ms=1.5, peak_mem_mb=0.25, hardware="CPU Test (1 thread)", image_size=[32, 32])
     return {
         "metrics": {"miou": value, "pixel_acc": 0.9, "mean_acc": 0.6, "fwiou": 0.8},
         "per_class_iou": {"background": 0.9, "disc": value},
@@ -98,7 +98,7 @@ def test_table_delta_significance_cost_and_failures(fake_study):
     assert len(t.missing) == 1
     note = " ".join(t.footnote)
     assert "paired t-test over shared seeds" in note and "Holm" in note
-    assert "CPU Test (1 threads)" in note and "32×32" in note
+    assert "CPU Test (1 thread)" in note and "32×32" in note
 
 
 def test_formats(fake_study):
@@ -113,7 +113,12 @@ def test_formats(fake_study):
         assert needle in tex
     assert "±" not in tex and "_" not in tex.replace(r"\_", "")  # escaped for LaTeX
     html = to_html(t)
-    assert html.count("<tr>") == 1 + 6 + 1 + 3  # comparison header + rows, layout header + rows
+    def rows(cls: str) -> int:
+        return re.search(f'<table class="ablate {cls}">(.*?)</table>', html).group(1).count("<tr>")
+
+    assert rows("comparison") == 1 + 6 and rows("layout") == 1 + 3  # header + one row per configuration
+    assert rows("seeds") == 1 + 6 and "Which axis matters" in html and rows("effects") > 1
+    assert "Which axis matters" in md and "of every seed" in md  # the markdown has them as well
     assert '<td class="failed">FAILED</td>' in html
     csv = to_csv(t)
     assert csv.splitlines()[0].startswith("model.head.rates,model.output_stride,miou_mean,miou_std")
@@ -190,7 +195,9 @@ def test_failing_study_still_gives_table_and_report(finished):
     assert "FAILED 2/2" in md and "baseline" in md and "paired t-test" in md
     report = (study / "report.html").read_text()
     assert "FloatingPointError: loss is nan at step 2" in report
-    assert report.count("data:image/png;base64,") == 5  # every plot inline, none missing
+    from ablate.report.plots import PLOTS
+
+    assert report.count("data:image/png;base64,") == len(PLOTS) == 8  # every plot inline, none missing
     records = [json.loads(p.read_text()) for p in (study / "runs").glob("*/metrics.json")]
     done = [r for r in records if r["status"] == "done"]
     assert len(records) == 8 and len(done) == 4
@@ -246,18 +253,20 @@ def test_report_renders_in_headless_chromium(finished, tmp_path):
         "--disable-sync",
         "--no-first-run",
         "--hide-scrollbars",
-        "--window-size=1200,2400",
+        "--window-size=1280,2400",
     ]
     dom = subprocess.run([exe, *flags, "--dump-dom", page], capture_output=True, text=True, env=env, timeout=120)
-    assert 'data-images="5"' in dom.stdout, dom.stderr[-2000:]
+    assert 'data-images="8"' in dom.stdout, dom.stderr[-2000:]
     assert 'data-broken-images="0"' in dom.stdout  # every image decoded (naturalWidth > 0)
     assert 'data-table-rows="4"' in dom.stdout  # the comparison table rendered, one row per configuration
+    width = int(re.search(r'data-scroll-width="(\d+)"', dom.stdout).group(1))
+    assert 'data-viewport-width="1280"' in dom.stdout and width <= 1280  # nothing wider than the window
     shot = tmp_path / "report.png"
     subprocess.run([exe, *flags, f"--screenshot={shot}", page], capture_output=True, env=env, timeout=120)
     import matplotlib.image as mpimg
 
     pixels = mpimg.imread(shot)
-    assert pixels.shape[:2] == (2400, 1200) and pixels.std() > 0.05  # not a blank page
+    assert pixels.shape[:2] == (2400, 1280) and pixels.std() > 0.05  # not a blank page
     keep = os.environ.get("ABLATE_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
@@ -313,7 +322,7 @@ def test_wandb_offline_runs_read_back(finished):
     assert sum("FAILED" in row[2] for row in table["data"]) == 2
     r, d = summary[0]
     assert r["summary"]["failed_runs"] == 4
-    assert len(list((d / "files" / "media" / "images").rglob("*.png"))) == 5  # the report's plots
+    assert len(list((d / "files" / "media" / "images").rglob("*.png"))) == 8  # the report's plots
 
 
 # ------------------------------------------------------------------------------------------------- W&B settings
@@ -341,3 +350,46 @@ def test_wandb_settings_from_recipe_or_study_never_change_run_ids(tiny_study, tm
     monkeypatch.setenv(wandb_sink.ENV, "")  # restored (unset) after the test
     wandb_sink.export(ctx)
     assert wandb_sink.current() is None  # disabled: the job logs nothing
+
+
+# ------------------------------------------------------------------------------------------------- outlier seeds
+PLANTED = """
+name: planted
+recipe: recipe.yaml
+axes:
+  model.head.rates: [[1], [2, 4]]
+seeds: [0, 1, 2, 3, 4]
+baseline: {model.head.rates: [1]}
+"""
+
+
+def planted_job(config, run_dir, train_dir, progress):
+    """Every seed within 0.3 points of its row's mean, but seed 3 of (2,4) collapsed (40 instead of ~70)."""
+    rates, seed = config["model"]["head"]["rates"], config["seed"]
+    value = (0.40 if seed == 3 else 0.70 + 0.001 * seed) if rates == [2, 4] else 0.50 + 0.0015 * seed
+    return {"metrics": {"miou": value, "pixel_acc": 0.9, "mean_acc": 0.6, "fwiou": 0.8},
+            "per_class_iou": {"background": 0.9, "disc": value}, "confusion": [[90, 10], [5, 95]],
+            "classes": ["background", "disc"]}  # fmt: skip
+
+
+def test_a_planted_outlier_seed_is_flagged_in_the_table_the_report_and_seeds(tiny_study, tmp_path):
+    study = tiny_study(PLANTED)
+    run_study(load_study(study), tmp_path / "results", planted_job, Quiet())
+    args = [str(study), "--results", str(tmp_path / "results")]
+    table = subprocess.run([sys.executable, "-m", "ablate.cli", "table", *args, "--seeds"], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "COLUMNS": "160"})  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if "(2,4)" in line and "±" in line)
+    assert " !" in row  # the mean of the row with the outlier is marked
+    seeds = next(line for line in table.stdout.splitlines() if "(2,4)" in line and "40.00 " in line and "│" not in
+                 line and "seed 3" not in line)  # fmt: skip
+    assert "40.00 !" in seeds and seeds.count("!") == 1  # only seed 3
+    assert "seed 3 (40.00) lies more than 3 robust SDs" in table.stdout
+    report = subprocess.run([sys.executable, "-m", "ablate.cli", "report", *args], capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert report.returncode == 0, report.stdout + report.stderr
+    page = (tmp_path / "results" / "planted" / "report.html").read_text()
+    assert '<td class="outlier">40.00 !</td>' in page and "seed 3 (40.00)" in page
+    drawn = {p.stem for p in (tmp_path / "results" / "planted" / "report_files").glob("*.png")}
+    assert drawn == {"metric_vs_axes", "seeds", "effects", "per_class_iou", "confusion"}  # what a record without
+    assert "Not drawn: no training curve recorded" in page  # cost, curve or predictions allows; the rest says why

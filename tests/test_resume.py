@@ -1,6 +1,7 @@
 """Exact resume: a realistic training (120 steps, dropout, random scale/crop/flip, the auxiliary head, a deformable
-last block, DataLoader workers) stopped by SIGINT, SIGTERM and SIGKILL at three points ends with the very model.pt
-bytes and table.csv of a run never interrupted; Ctrl-C and SIGTERM say where they stopped and how to go on."""
+last block, DataLoader workers, validation every 30 steps) stopped by SIGINT, SIGTERM and SIGKILL at three points
+ends with the very model.pt, val.csv and table.csv of a run never interrupted; Ctrl-C and SIGTERM say where they
+stopped and how to go on."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ model:
   head: {name: aspp, rates: [2, 4], channels: 16, dropout: 0.3}
   aux_loss: 0.4
   deformable_blocks: 1
-train: {steps: 120, batch_size: 4, lr: 0.01, accelerator: cpu, log_every: 5, checkpoint_every: 40}
+train: {steps: 120, batch_size: 4, lr: 0.01, accelerator: cpu, log_every: 5, checkpoint_every: 40,
+        val_every: 30}
 eval: {batch_size: 8}
 """
 STUDY = "name: resume\nrecipe: recipe.yaml\nseeds: [0]\n"
@@ -64,8 +66,8 @@ def _table(results: Path) -> str:
     return pd.read_csv(results / "resume" / "table.csv").drop(columns=["latency_ms"]).to_csv(index=False)
 
 
-def _model(results: Path) -> bytes:
-    (model,) = (results / "resume" / "trainings").glob("*/model.pt")
+def _model(results: Path, name: str = "model.pt") -> bytes:
+    (model,) = (results / "resume" / "trainings").glob(f"*/{name}")
     return model.read_bytes()
 
 
@@ -95,6 +97,7 @@ def test_stopped_three_ways_resumes_to_the_same_bytes(root):
     assert last.returncode == 0, last.stdout + last.stderr
     assert "resuming from step 80" in last.stdout
     assert _model(root / "stopped") == _model(root / "straight")
+    assert _model(root / "stopped", "val.csv") == _model(root / "straight", "val.csv")  # validations at 30, 60, 90
     assert _table(root / "stopped") == _table(root / "straight")
 
 

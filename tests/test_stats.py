@@ -13,9 +13,9 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
+from ablate.report.factorial import factor_effects
 from ablate.report.stats import (
     bootstrap_ci,
-    factor_effects,
     holm,
     outliers,
     paired_sd,

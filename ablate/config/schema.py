@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from ablate.core.schema import Strict
 from ablate.data import DataConfig
@@ -34,6 +34,9 @@ class TrainConfig(Strict):
     compile: bool = False  # torch.compile the model (pays a compile time up front)
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 100  # steps between resumable checkpoints (trainings/<id>/last.ckpt)
+    # steps between validations during training (0: none, only the final evaluation): mIoU of the model as it is,
+    # whole image at one scale, written to trainings/<id>/val.csv for the report's training curves
+    val_every: NonNegativeInt = 0
 
 
 class GaussianCRF(Strict):

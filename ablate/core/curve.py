@@ -29,3 +29,21 @@ def read_curve(path: Path, upto: int | None = None) -> list[Point]:
     except ValueError:
         return []
     return points
+
+
+VAL_FILE = "val.csv"  # validations during training (train.val_every): step, mIoU (0-1)
+
+
+def write_val(path: Path, points: list[tuple[int, float]]) -> None:
+    atomic_write(path, "\n".join(["step,miou"] + [f"{s},{v:.6g}" for s, v in points]) + "\n")
+
+
+def read_val(path: Path, upto: int | None = None) -> list[tuple[int, float]]:
+    """The validations of ``path`` (up to step ``upto``); [] when it is missing or unreadable."""
+    if not path.is_file():
+        return []
+    try:
+        points = [(int(s), float(v)) for s, v in (line.split(",") for line in path.read_text().splitlines()[1:])]
+    except ValueError:
+        return []
+    return [(s, v) for s, v in points if upto is None or s <= upto]

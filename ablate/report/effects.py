@@ -1,4 +1,4 @@
-"""Which axis matters: the factor effects of a study (``stats.factor_effects``: a linear model over the per-run
+"""Which axis matters: the factor effects of a study (``factorial.factor_effects``: a linear model over the per-run
 results, main effects and pairwise interactions with 95% CIs), as the table, the terminal and the report show them,
 ranked by size."""
 
@@ -9,24 +9,24 @@ from typing import Any
 import pandas as pd
 
 from ablate.core.text import format_value
-from ablate.report import stats
+from ablate.report import factorial
 
 
-def study_effects(study: Any, runs: pd.DataFrame) -> stats.Effects | None:
+def study_effects(study: Any, runs: pd.DataFrame) -> factorial.Effects | None:
     """The effects of the study's axes on its table's metric; None with no axis or no finished run."""
     axes, metric = list(study.axes), study.table.metric
     done = runs[runs["status"] == "done"]
     if not axes or done.empty or metric not in done:
         return None
     baseline = {k: format_value(v) for k, v in (study.baseline or {}).items()}
-    return stats.factor_effects(done[[*axes, "seed", metric]], axes, metric, baseline)
+    return factorial.factor_effects(done[[*axes, "seed", metric]], axes, metric, baseline)
 
 
 def _signed(v: Any) -> str:
     return "—" if v is None or pd.isna(v) else f"{v:+.2f}"
 
 
-def effects_frame(effects: stats.Effects, names: Any, short: dict[str, str]) -> pd.DataFrame:
+def effects_frame(effects: factorial.Effects, names: Any, short: dict[str, str]) -> pd.DataFrame:
     """One line per effect: what changes (axis=level, from its reference level), the estimate, its 95% CI, p; the
     interactions after the main effects, each kind ranked by size."""
     rows = []
@@ -44,7 +44,7 @@ def effects_frame(effects: stats.Effects, names: Any, short: dict[str, str]) -> 
     return pd.DataFrame(rows, columns=["effect", "kind", "estimate", "95% CI", "p"])
 
 
-def effects_notes(effects: stats.Effects, short: dict[str, str]) -> list[str]:
+def effects_notes(effects: factorial.Effects, short: dict[str, str]) -> list[str]:
     how = (
         "Effects: coefficients of a linear model over the runs (main effects additive, "
         + ("seeds as blocks, " if effects.blocked else "")
@@ -54,3 +54,13 @@ def effects_notes(effects: stats.Effects, short: dict[str, str]) -> list[str]:
     pairs = [f"{' x '.join(short.get(a, a) for a in pair.split(' x '))}: F-test p {p:.2g}"
              for pair, p in effects.pair_p.items()]  # fmt: skip
     return [how + (" Interactions: " + "; ".join(pairs) + "." if pairs else ""), *effects.notes]
+
+
+def effects_view(t: Any) -> tuple[pd.DataFrame, list[str]] | None:
+    """The effects of a comparison table's study as shown (frame, notes); None when there are none."""
+    if t.effects is None or t.effects.table.empty:
+        return None
+    from ablate.report.table import short_names
+
+    short = short_names(list(t.names))
+    return effects_frame(t.effects, t.name, short), effects_notes(t.effects, short)

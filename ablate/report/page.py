@@ -1,8 +1,9 @@
 """The study report: results/<study>/report.html (self-contained: plots inline as base64 PNG) and report.md (plots
 next to it in report_files/), rendered from the Jinja2 templates in ``templates/``.
 
-Contents: the comparison table (and the paper layout); the plots of ``ablate.report.plots``; failed runs with their
-errors; the recipe, the study and the exact command to reproduce, with the code's git commit and package versions.
+Contents: the comparison table (the paper layout, published vs reproduced, the factor effects, every seed); the plots
+of ``ablate.report.plots``; failed runs with their errors; the recipe, the study and the exact command to
+reproduce, with the code's git commit and package versions.
 Reads files only (the runs' records, curves and kept predictions).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import platform
+import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +22,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ablate.core.files import atomic_write
 from ablate.core.text import format_value
-from ablate.report import plots
-from ablate.report.plots import Figure
+from ablate.report.plots import PLOTS, Figure, PlotData, Unavailable
+from ablate.report.plots.common import DPI
 from ablate.report.render import HTML_STYLE, to_html_fragment, to_markdown
 from ablate.report.table import ComparisonTable
 
@@ -72,36 +74,10 @@ def reproduce_command(loaded, results: Path, command: str = "run") -> str:
 
 
 # ------------------------------------------------------------------------------------------------- the report
-PLOTS = [
-    ("metric_vs_axes", "Main metric vs each axis", "Mean ± std over seeds; one line per value of the other axes."),
-    ("cost", "Accuracy vs cost", "Mean ± std of the main metric against multiply-adds, latency and parameters."),
-    ("per_class_iou", "Per-class IoU", "Configurations × classes, mean over finished seeds."),
-    ("curves", "Training curves", "Training loss per step, one line per seed; dashed lines are failed runs."),
-    ("qualitative", "Qualitative results", "Image, ground truth (white: ignored), prediction of each configuration."),
-]
-
-def _draw(name: str, table: ComparisonTable, axes: list[str], values: dict[str, list[str]], root: Path,
-          path: Path) -> None:  # fmt: skip
-    """Draw plot ``name`` to ``path``; raises with the reason when it cannot be drawn."""
-    any_done = bool((table.runs["status"] == "done").any())
-    if name == "curves":
-        if not plots.plot_curves(table, axes, root, path):
-            raise RuntimeError("no training curve recorded")
-        return
-    if not any_done:
-        raise RuntimeError("no finished run")
-    if name == "metric_vs_axes":
-        plots.plot_metric_vs_axes(table, axes, values, path)
-    elif name == "cost":
-        if "macs" not in table.summary or table.summary["macs"].isna().all():
-            raise RuntimeError("no cost recorded (runs finished before cost measurement existed)")
-        plots.plot_cost(table, axes, path)
-    elif name == "per_class_iou":
-        if not any(str(c).startswith("iou:") for c in table.summary.columns):
-            raise RuntimeError("no per-class IoU recorded")
-        plots.plot_per_class(table, axes, path)
-    elif name == "qualitative":
-        plots.plot_qualitative(table, axes, root, path)
+def png_width(path: Path) -> int:
+    """The pixel width of a PNG (its IHDR chunk)."""
+    with open(path, "rb") as fh:
+        return struct.unpack(">I", fh.read(24)[16:20])[0]
 
 
 def write_report(loaded: Any, table: ComparisonTable, root: Path, results: Path) -> Report:
@@ -113,15 +89,17 @@ def write_report(loaded: Any, table: ComparisonTable, root: Path, results: Path)
     values = {a: [format_value(v) for v in vals] for a, vals in study.axes.items()}
     files = root / FILES
     files.mkdir(parents=True, exist_ok=True)
+    data = PlotData(table=table, axes=axes, values=values, root=root)
     figures: list[Figure] = []
-    for name, title, caption in PLOTS:
-        fig = Figure(name, title, caption)
-        path = files / f"{name}.png"
+    for plot in PLOTS:
+        fig = Figure(plot.name, plot.title, plot.caption)
+        path = files / f"{plot.name}.png"
         try:
-            _draw(name, table, axes, values, root, path)
+            plot.draw(data, path)
             fig.path = path
         except Exception as exc:  # noqa: BLE001 - a missing plot must not cost the whole report
-            fig.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            text = str(exc) if isinstance(exc, Unavailable) else f"{type(exc).__name__}: {exc}"
+            fig.error = text.splitlines()[0] if text else type(exc).__name__
             path.unlink(missing_ok=True)
         figures.append(fig)
     counts = table.runs["status"].value_counts().to_dict()
@@ -141,8 +119,10 @@ def write_report(loaded: Any, table: ComparisonTable, root: Path, results: Path)
     md_path, html_path = root / "report.md", root / "report.html"
     atomic_write(md_path, _ENV.get_template("report.md.j2").render(table_md=md, **context))
     images = {f.name: base64.b64encode(f.path.read_bytes()).decode() for f in figures if f.path}
+    widths = {f.name: png_width(f.path) * 100 // DPI for f in figures if f.path}  # CSS px: shown at 1x
     page = _ENV.get_template("report.html.j2").render(
-        table_html=to_html_fragment(table), table_style=HTML_STYLE, images=images, **context
+        table_html=to_html_fragment(table), table_style=HTML_STYLE, images=images, widths=widths,
+        **context
     )
     atomic_write(html_path, page)
     return Report(html=html_path, md=md_path, figures=figures)

@@ -11,7 +11,11 @@ import pandas as pd
 
 from ablate.core.files import atomic_write
 from ablate.core.text import markdown_table
-from ablate.report.table import COSTS, ComparisonTable, metric_title
+from ablate.report.effects import effects_view
+from ablate.report.table import COSTS, ComparisonTable, metric_title, seed_table
+
+EFFECTS_TITLE = "Which axis matters: effects on {metric}, ranked by size"
+SEEDS_TITLE = "{metric} of every seed (! : more than 3 robust SDs from its row's median)"
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -27,6 +31,12 @@ def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
         parts.append(f"\n{heading}# Published vs reproduced\n\n{t.published_caption}\n\n")
         parts.append(_md_table(t.published))
     parts.append("\n" + "".join(f"- {n}\n" for n in t.footnote))
+    view = effects_view(t)
+    if view is not None:
+        parts.append(f"\n{heading}# {EFFECTS_TITLE.format(metric=metric_title(t.metric))}\n\n")
+        parts.append(_md_table(view[0]) + "\n" + "".join(f"- {n}\n" for n in view[1]))
+    parts.append(f"\n{heading}# {SEEDS_TITLE.format(metric=metric_title(t.metric))}\n\n")
+    parts.append(_md_table(seed_table(t)))
     if t.failures:
         parts.append("\nFailed runs:\n\n" + "\n".join(f"- `{i}` {label}: {err}" for i, label, err in t.failures) + "\n")
     if t.missing:
@@ -91,15 +101,18 @@ def _html_table(df: pd.DataFrame, cls: str) -> str:
         for v in row.tolist():
             text = str(v)
             klass = ' class="failed"' if "FAILED" in text else (' class="missing"' if "missing" in text else "")
+            klass = ' class="outlier"' if text.endswith(" !") else klass
             cells.append(f"<td{klass}>{_html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 HTML_STYLE = """
-table.ablate { border-collapse: collapse; font: 13px/1.4 system-ui, sans-serif; margin: 0.5em 0 1em; }
-table.ablate th { border-top: 2px solid #222; border-bottom: 1px solid #222; padding: 3px 10px; text-align: left; }
-table.ablate td { padding: 3px 10px; border-bottom: 1px solid #eee; white-space: nowrap; }
+div.scroll { max-width: 100%; overflow-x: auto; }
+table.ablate { border-collapse: collapse; font: 12px/1.4 system-ui, sans-serif; margin: 0.5em 0 1em; }
+table.ablate th { border-top: 2px solid #222; border-bottom: 1px solid #222; padding: 3px 7px; text-align: left; }
+table.ablate td { padding: 3px 7px; border-bottom: 1px solid #eee; }  /* cells may wrap: the table fits the page */
+table.ablate td.outlier { color: #b00020; font-weight: 600; }
 table.ablate tbody tr:last-child td { border-bottom: 2px solid #222; }
 table.ablate td.failed { color: #b00020; font-weight: 600; }
 table.ablate td.missing { color: #a06000; }
@@ -107,12 +120,29 @@ table.ablate td.missing { color: #a06000; }
 """
 
 
-def to_html_fragment(t: ComparisonTable) -> str:
-    parts = [_html_table(t.shown, "ablate comparison")]
+def _scroll(table: str) -> str:
+    return f'<div class="scroll">{table}</div>'  # a wide table scrolls in its box; the page keeps its width
+
+
+def _notes(notes: list[str]) -> str:
+    return '<ul class="footnote">' + "".join(f"<li>{_html.escape(n)}</li>" for n in notes) + "</ul>"
+
+
+def to_html_fragment(t: ComparisonTable, heading: str = "h3") -> str:
+    parts = [_scroll(_html_table(t.shown, "ablate comparison"))]
     if t.layout is not None:
         parts.append(f"<p>{metric_title(t.metric)} in the study's table layout:</p>")
-        parts.append(_html_table(t.layout, "ablate layout"))
-    parts.append('<ul class="footnote">' + "".join(f"<li>{_html.escape(n)}</li>" for n in t.footnote) + "</ul>")
+        parts.append(_scroll(_html_table(t.layout, "ablate layout")))
+    parts.append(_notes(t.footnote))
+    if t.published is not None:
+        parts.append(f"<{heading}>Published vs reproduced</{heading}><p>{_html.escape(t.published_caption)}</p>")
+        parts.append(_scroll(_html_table(t.published, "ablate published")))
+    view = effects_view(t)
+    if view is not None:
+        parts.append(f"<{heading}>{_html.escape(EFFECTS_TITLE.format(metric=metric_title(t.metric)))}</{heading}>")
+        parts.append(_scroll(_html_table(view[0], "ablate effects")) + _notes(view[1]))
+    parts.append(f"<{heading}>{_html.escape(SEEDS_TITLE.format(metric=metric_title(t.metric)))}</{heading}>")
+    parts.append(_scroll(_html_table(seed_table(t), "ablate seeds")))
     if t.failures:
         items = "".join(
             f"<li><code>{_html.escape(i)}</code> {_html.escape(label)}: "

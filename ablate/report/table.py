@@ -299,8 +299,10 @@ def _seed_notes(study: Any, summary: pd.DataFrame, df: pd.DataFrame) -> list[str
     flagged = [[int(s) for s in str(o).split(",") if s] for o in summary["outliers"]]
     names = short_names(axes)
 
+    readable = {a: dict(zip(map(format_value, vs), short_labels(vs), strict=True)) for a, vs in study.axes.items()}
+
     def label(row: pd.Series) -> str:
-        return " ".join(f"{names[a]}={row[a]}" for a in axes) or "all"
+        return " ".join(f"{names[a]}={readable[a].get(row[a], row[a])}" for a in axes) or "all"
 
     notes = compare.outlier_notes(frame, flagged, label, values)
     base = frame.index[frame["baseline"]][0] if frame["baseline"].any() else None
@@ -334,6 +336,13 @@ def _rule_notes(study: Any, df: pd.DataFrame) -> list[str]:
     return notes
 
 
+def _readable(study: Any, axis: str, value: Any) -> str:
+    """The short name of an axis value (``aspp(rates=(6,12,18))``), as the table's rows show it."""
+    values = study.axes.get(axis, [value])
+    return dict(zip(map(format_value, values), short_labels(values), strict=True)).get(format_value(value),
+                                                                                       format_value(value))
+
+
 def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
     metric = study.table.metric
     notes = [
@@ -341,7 +350,7 @@ def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
         f"(seeds {', '.join(map(str, study.seeds))})."
     ]
     if f"delta_{metric}" in summary:
-        base = ", ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in study.baseline.items())
+        base = ", ".join(f"{k.split('.')[-1]}={_readable(study, k, v)}" for k, v in study.baseline.items())
         tests = set(summary[f"test_{metric}"])
         text = compare.describe(metric_title(metric), compare.PAIRED in tests, compare.WELCH in tests)
         notes.append(text.replace("to the baseline row;", f"to the baseline row ({base});"))

@@ -100,15 +100,13 @@ def print_comparison(console: Console, t: Any, root: Any, width: int | None = No
         print_table(console, t.layout, title, [c for c in t.layout.columns if "=" not in str(c)], width=width)
     if t.published is not None:
         print_table(console, t.published, f"Published vs reproduced: {t.published_caption}", width=width)
-    if t.effects is not None and not t.effects.table.empty:
-        from ablate.report.effects import effects_frame, effects_notes
-        from ablate.report.table import short_names
+    from ablate.report.effects import effects_view
 
-        short = short_names(list(t.names))
-        frame = effects_frame(t.effects, t.name, short)
-        print_table(console, frame, f"Which axis matters: effects on {metric_title(t.metric)}, ranked by size",
+    view = effects_view(t)
+    if view is not None:
+        print_table(console, view[0], f"Which axis matters: effects on {metric_title(t.metric)}, ranked by size",
                     ["effect"], width=width)  # fmt: skip
-        for note in effects_notes(t.effects, short):
+        for note in view[1]:
             console.print(f"- {note}", markup=False)
     for note in t.footnote:
         console.print(f"- {note}", markup=False)

@@ -112,7 +112,8 @@ def hardware_name(device: torch.device | str = "cpu") -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(device)}"
-    return f"CPU {cpu_name()} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu_name()} ({threads} thread{'' if threads == 1 else 's'})"
 
 
 class _LiveBytes(TorchDispatchMode):

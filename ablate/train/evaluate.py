@@ -61,8 +61,8 @@ def evaluate(
 
     With the CRF on, each batch's probabilities go to the CRF pool while the network predicts the next batch;
     labels come back in order. Also returns ``trimap`` (mIoU in the band of each ``cfg.trimap`` width around the
-    label boundaries), ``eval_time_s`` and, with the CRF, ``crf_workers``. ``showcase`` keeps the predictions of
-    its images (after the CRF, as they were scored).
+    label boundaries), ``confusion`` (pixel counts), ``eval_time_s`` and, with the CRF, ``crf_workers``.
+    ``showcase`` keeps the predictions of its images (after the CRF, as they were scored).
     """
     started = time.perf_counter()
     model.eval().to(device)
@@ -103,9 +103,30 @@ def evaluate(
     finally:
         if pool is not None:
             pool.close()
-    metrics = metrics_from_confusion(confusion.compute().cpu())
+    matrix = confusion.compute().cpu()
+    metrics = metrics_from_confusion(matrix)
+    metrics["confusion"] = matrix.long().tolist()  # rows: ground truth, columns: prediction (pixels)
     metrics["trimap"] = trimap.compute()
     metrics["eval_time_s"] = round(time.perf_counter() - started, 3)
     if pool is not None:
         metrics["crf_workers"] = pool.workers
     return metrics
+
+
+@torch.no_grad()
+def validate(module: nn.Module, dataset: Dataset, num_classes: int, ignore_index: int, batch_size: int,
+             device: torch.device) -> float:  # fmt: skip
+    """mIoU (0-1) of a training's model as it is (whole image, one scale), for the curves of ``train.val_every``.
+    It reads the items itself: a DataLoader's iterator draws its seed from the global RNG that the training's
+    dropout depends on, so validating would change the training. The module goes back to training mode."""
+    module.eval()
+    confusion = confusion_metric(num_classes, ignore_index, sync=False).to(device)
+    try:
+        for first in range(0, len(dataset), batch_size):
+            items = [dataset[i] for i in range(first, min(first + batch_size, len(dataset)))]
+            images = torch.stack([x for x, _ in items]).to(device)
+            labels = torch.stack([y for _, y in items]).to(device)
+            confusion.update(module(images).argmax(1), labels)  # logits at the input size
+    finally:
+        module.train()
+    return float(metrics_from_confusion(confusion.compute().cpu())["miou"])

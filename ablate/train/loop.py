@@ -19,10 +19,11 @@ import torch
 
 from ablate.config.schema import Recipe
 from ablate.core import signals
-from ablate.core.curve import CURVE_FILE, Point, read_curve, write_curve
+from ablate.core.curve import CURVE_FILE, VAL_FILE, Point, read_curve, read_val, write_curve, write_val
 from ablate.core.files import atomic_save, atomic_write
 from ablate.data.loader import DataSets, train_loader
 from ablate.train.checkpoint import CHECKPOINT_FILE, checkpoint_state, read_checkpoint, restore_rng, save_checkpoint
+from ablate.train.evaluate import validate
 from ablate.train.module import SegmentationModule
 
 MODEL_FILE = "model.pt"
@@ -136,6 +137,7 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
         _restore(fabric, module, optimizer, scheduler, resumed, progress)
     opt = fabric.setup_optimizers(optimizer)
     curve = Curve(progress, t.steps, t.log_every, read_curve(train_dir / CURVE_FILE, start) if start else [])
+    validations = read_val(train_dir / VAL_FILE, start) if start else []  # (step, mIoU) every train.val_every
     loader = train_loader(data, t.batch_size, recipe.seed, t.steps, start, recipe.data.num_workers)
     to_device = fabric.device.type != "cpu"
 
@@ -145,6 +147,8 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
             state = checkpoint_state(module.model, optimizer, scheduler, fabric.strategy.precision.state_dict(), step)
             save_checkpoint(state, checkpoint)
             write_curve(train_dir / CURVE_FILE, curve.points)
+            if t.val_every:
+                write_val(train_dir / VAL_FILE, validations)
         fabric.barrier()
 
     started = time.monotonic()
@@ -164,6 +168,12 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
                 curve.add(step, loss.item(), optimizer.param_groups[0]["lr"])
             if step % t.log_every == 0:
                 module.check_finite()
+            if t.val_every and step % t.val_every == 0 and step < t.steps:
+                if fabric.is_global_zero:  # the other processes wait at the barrier
+                    batch = recipe.eval.batch_size
+                    validations.append((step, validate(module, data.val, len(data.classes), data.ignore_index, batch,
+                                                       fabric.device)))  # fmt: skip
+                fabric.barrier()
             signum = _stop_requested(fabric, stop) if step < t.steps else None
             if signum is not None or (step % t.checkpoint_every == 0 and step < t.steps):
                 module.check_finite()  # never checkpoint a diverged run
@@ -177,6 +187,8 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
         if fabric.is_global_zero:  # a failed or stopped training keeps its curve up to the failure
             try:
                 write_curve(train_dir / CURVE_FILE, curve.points)
+                if t.val_every:
+                    write_val(train_dir / VAL_FILE, validations)
             except OSError as exc:
                 warnings.warn(f"training curve not written: {exc}", stacklevel=2)
     if not fabric.is_global_zero:  # other DDP ranks: rank 0 saves and evaluates

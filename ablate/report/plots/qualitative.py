@@ -1,0 +1,97 @@
+"""The qualitative grid: per fixed validation image, the image, its ground truth and each configuration's
+prediction, as the evaluation scored it (``runs/<id>/predictions.npz``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ablate.report.plots.common import PAGE_INCHES, PlotData, finish, pyplot
+from ablate.report.table import ComparisonTable, short_names
+
+PREDICTIONS_FILE = "predictions.npz"  # written by ablate.train.record
+
+PALETTE = [  # class colours
+    (0.10, 0.10, 0.10),
+    (0.90, 0.30, 0.25),
+    (0.20, 0.55, 0.90),
+    (0.30, 0.75, 0.35),
+    (0.95, 0.75, 0.20),
+    (0.60, 0.35, 0.80),
+    (0.20, 0.80, 0.80),
+    (0.90, 0.50, 0.80),
+]
+
+
+@dataclass
+class Grid:
+    """The qualitative grid's content: per validation image a row of panels (title, RGB float H x W x 3, or None
+    for a configuration without a model)."""
+
+    indices: list[int]
+    classes: list[str]
+    palette: Any
+    rows: list[list[tuple[str, Any]]]
+
+
+def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
+    """Image, ground truth and each configuration's prediction on the fixed validation images its evaluation kept
+    (``runs/<id>/predictions.npz``, written by the evaluation itself: the predictions of the evaluated model, with
+    its eval output stride, scales, flip and CRF; the RGB as the data set stores it, so in its own colours)."""
+    import numpy as np
+
+    configs = []
+    for _key, g in t.runs.groupby(axes, sort=False) if axes else [((), t.runs)]:
+        done = g[g["status"] == "done"].sort_values("seed")
+        first = g.iloc[0] if done.empty else done.iloc[0]
+        label = " ".join(f"{short_names(axes)[a]}={t.name(a, str(first[a]))}" for a in axes) or "model"
+        path = root / "runs" / first["run_id"] / PREDICTIONS_FILE
+        if done.empty:
+            label += " (failed)" if (g["status"] == "failed").any() else " (missing)"
+        configs.append((label, np.load(path) if path.is_file() and not done.empty else None))
+    shown = next((npz for _, npz in configs if npz is not None), None)
+    if shown is None:
+        raise RuntimeError("no run kept predictions (runs finished before predictions were recorded)")
+    classes, indices = [str(c) for c in shown["classes"]], [int(i) for i in shown["indices"]]
+    palette = np.array([PALETTE[i % len(PALETTE)] for i in range(len(classes))])
+
+    def colour(mask):
+        img = np.ones((*mask.shape, 3))
+        valid = mask < len(classes)  # white: ignored
+        img[valid] = palette[mask[valid]]
+        return img
+
+    rows = []
+    for r in range(len(indices)):
+        panels = [("image", shown["rgb"][r] / 255.0), ("ground truth", colour(shown["labels"][r]))]
+        for label, npz in configs:
+            same = npz is not None and [int(i) for i in npz["indices"]] == indices
+            panels.append((label, colour(npz["predictions"][r]) if same else None))
+        rows.append(panels)
+    return Grid(indices=indices, classes=classes, palette=palette, rows=rows)
+
+
+def plot(d: PlotData, out: Path) -> None:
+    grid_data = qualitative_grid(d.table, d.axes, d.root)
+    plt = pyplot()
+    n, cols = len(grid_data.rows), len(grid_data.rows[0])
+    side = min(1.7, PAGE_INCHES / cols)
+    fig, grid = plt.subplots(n, cols, figsize=(side * cols, (side + 0.05) * n + 0.6), squeeze=False)
+    for r, panels in enumerate(grid_data.rows):
+        for c, (title, img) in enumerate(panels):
+            ax = grid[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if img is None:
+                ax.text(0.5, 0.5, "no model", ha="center", va="center", color="#b00020", fontsize=8)
+            else:
+                ax.imshow(img, interpolation="nearest")
+            if r == 0:
+                ax.set_title(title, fontsize=7)
+        grid[r][0].set_ylabel(f"val #{grid_data.indices[r]}", fontsize=7)
+    classes, palette = grid_data.classes, grid_data.palette
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i]) for i in range(len(classes))]
+    fig.legend(handles, classes, loc="lower center", ncol=min(len(classes), 8), fontsize=7, frameon=False)
+    finish(fig, out, "Predictions on fixed validation images (first finished seed of each configuration)", 9,
+            rect=(0, 0.05, 1, 1))  # fmt: skip
