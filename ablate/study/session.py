@@ -65,6 +65,9 @@ class Progress:
             highlight=False,
         )
 
+    def validated(self, step: int, miou: float) -> None:
+        self.note(f"step {step:>5}: validation mIoU {100 * miou:.2f}")
+
     def note(self, message: str) -> None:
         self.console.print(f"    {message}", highlight=False, markup=False)
 

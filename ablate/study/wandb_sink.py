@@ -155,6 +155,13 @@ class LoggingProgress:
         if self.progress is not None:
             self.progress.step(step, steps, loss)
 
+    def validated(self, step: int, miou: float) -> None:
+        """A validation during training (``train.val_every``), at the step it followed."""
+        if self.wb is not None:
+            self.wb.log({"val/miou": miou}, step=step)
+        if hasattr(self.progress, "validated"):
+            self.progress.validated(step, miou)
+
     def note(self, message: str) -> None:
         if self.progress is not None:
             self.progress.note(message)
@@ -183,11 +190,13 @@ def end_run(wb: Any, record: dict[str, Any] | None, train_dir: Path, stopped: bo
 def _log_result(wb: Any, record: dict[str, Any], train_dir: Path) -> None:
     import wandb
 
-    from ablate.core.curve import CURVE_FILE, read_curve
+    from ablate.core.curve import CURVE_FILE, VAL_FILE, read_curve, read_val
 
-    if not record.get("trained", True):  # reused training: log its curve
-        for step, loss, _lr in read_curve(train_dir / CURVE_FILE):
-            wb.log({"train/loss": loss}, step=step)
+    if not record.get("trained", True):  # reused training: log its curves, in step order as W&B wants them
+        points = [(step, {"train/loss": loss}) for step, loss, _lr in read_curve(train_dir / CURVE_FILE)]
+        points += [(step, {"val/miou": miou}) for step, miou in read_val(train_dir / VAL_FILE)]
+        for step, values in sorted(points, key=lambda p: p[0]):
+            wb.log(values, step=step)
     classes = list(record["per_class_iou"])
     rows = [[c, record["per_class_iou"][c], record["per_class_acc"][c]] for c in classes]
     wb.log({"per_class_iou": wandb.Table(columns=["class", "iou", "acc"], data=rows)})

@@ -93,6 +93,9 @@ class LinePrinter:
     def step(self, step: int, steps: int, loss: float) -> None:
         print(f"step {step}/{steps} loss {loss:.4f}", flush=True)
 
+    def validated(self, step: int, miou: float) -> None:
+        self.note(f"step {step:>5}: validation mIoU {100 * miou:.2f}")
+
     def note(self, message: str) -> None:
         print(message, flush=True)
 

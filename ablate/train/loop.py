@@ -171,8 +171,10 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
             if t.val_every and step % t.val_every == 0 and step < t.steps:
                 if fabric.is_global_zero:  # the other processes wait at the barrier
                     batch = recipe.eval.batch_size
-                    validations.append((step, validate(module, data.val, len(data.classes), data.ignore_index, batch,
-                                                       fabric.device)))  # fmt: skip
+                    miou = validate(module, data.val, len(data.classes), data.ignore_index, batch, fabric.device)
+                    validations.append((step, miou))
+                    if hasattr(progress, "validated"):  # the W&B sink logs it
+                        progress.validated(step, miou)
                 fabric.barrier()
             signum = _stop_requested(fabric, stop) if step < t.steps else None
             if signum is not None or (step % t.checkpoint_every == 0 and step < t.steps):
