@@ -28,14 +28,16 @@ def seed_values(done: pd.DataFrame, keys: list[str], row: pd.Series, metric: str
 def against_baseline(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, base: int, metric: str
                      ) -> pd.DataFrame:  # fmt: skip
     """Columns for every row of ``out`` (the summary) against row ``base``: the test used, its p, Holm's p across
-    the rows, the bootstrap 95% interval of Δ."""
+    the rows, the bootstrap 95% interval of Δ; and Welch's p for every row (``p_welch_*``, in the CSV: the unpaired
+    test, for comparison with tables that use it)."""
     ref = seed_values(done, keys, out.loc[base], metric)
-    tests, ps, lows, highs = [], [], [], []
+    tests, ps, lows, highs, welch = [], [], [], [], []
     for i, row in out.iterrows():
         values = seed_values(done, keys, row, metric)
         if i == base or not values:
-            tests.append(""), ps.append(None), lows.append(None), highs.append(None)
+            tests.append(""), ps.append(None), lows.append(None), highs.append(None), welch.append(None)
             continue
+        welch.append(stats.welch_test(list(values.values()), list(ref.values())))
         paired = stats.paired_test(values, ref)
         shared = len(set(values) & set(ref))
         if paired is not None or shared >= 2:  # shared seeds: the paired test (None when Δ is the same each seed)
@@ -44,13 +46,13 @@ def against_baseline(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, bas
             ci = stats.bootstrap_ci(values, ref, paired=True)
         else:
             tests.append(WELCH)
-            ps.append(stats.welch_test(list(values.values()), list(ref.values())))
+            ps.append(welch[-1])
             ci = stats.bootstrap_ci(list(values.values()), list(ref.values()), paired=False)
         lows.append(ci[0] if ci else None)
         highs.append(ci[1] if ci else None)
     return pd.DataFrame(
         {f"test_{metric}": tests, f"p_{metric}": ps, f"p_holm_{metric}": stats.holm(ps),
-         f"ci_low_{metric}": lows, f"ci_high_{metric}": highs},
+         f"ci_low_{metric}": lows, f"ci_high_{metric}": highs, f"p_welch_{metric}": welch},
         index=out.index,
     )  # fmt: skip
 
