@@ -134,9 +134,10 @@ def table(
 
 @app.command()
 def report(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None) -> None:
-    """Write results/<study>/report.html (self-contained) and report.md from the runs there: the table, plots
-    (metric vs each axis, accuracy vs cost, per-class IoU, training curves, qualitative grid), failed runs with
-    their errors, the recipe and the command to reproduce."""
+    """Write results/<study>/report.html (self-contained) and report.md from the runs there: the table with its
+    factor effects and every seed, plots (metric vs each axis, every seed, which axis matters, accuracy vs cost,
+    training curves, per-class IoU, confusion matrices, qualitative grid), failed runs with their errors, the
+    recipe and the command to reproduce."""
     with user_errors():
         session = session_of(study, set_, results, axis)
     write_report(session, print_and_save_table(session))

@@ -216,6 +216,8 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
         if not study.reduced:
             raise ConfigError(f"--set {REDUCED_KEY}=true: {path} has no 'reduced:' block")
         base = apply_overrides(base, study.reduced)
+        if study.reduced_seeds is not None:
+            study = study.model_copy(update={"seeds": list(study.reduced_seeds)})
     _check_cli_overrides(study, overrides, str(path))
     check_block(base, overrides, "--set", sep=" ")
     base = apply_overrides(base, overrides)

@@ -113,11 +113,16 @@ class Study(Strict):
     # recipe overrides of the reduced run (CPU-sized, embedded synthetic data), applied after ``set`` when the
     # study is loaded with ``--set reduced=true``
     reduced: dict[str, Any] = Field(default_factory=dict)
+    # the seeds of the reduced run, in place of ``seeds``: a CPU-sized run is noisier than the paper's, so its signs
+    # need several seeds where the paper's one run per row was enough
+    reduced_seeds: list[Seed] | None = Field(default=None, min_length=1)
 
 
-    @field_validator("seeds")
+    @field_validator("seeds", "reduced_seeds")
     @classmethod
-    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is None:
+            return seeds
         repeated = sorted({s for s in seeds if seeds.count(s) > 1})
         if repeated:
             raise ValueError(f"seed {repeated[0]} is given twice: every seed is one run per configuration")
