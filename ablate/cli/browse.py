@@ -143,26 +143,6 @@ def report(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt 
     write_report(session, print_and_save_table(session))
 
 
-@app.command()
-def heads(
-    name: Annotated[str | None, typer.Argument(help="Show only this head.", show_default=False)] = None,
-) -> None:
-    """List every context head (model.head.name) with its parameters, their types and defaults. Imports no torch."""
-    from ablate.core.schema import describe_fields
-    from ablate.models.heads import HEADS
-
-    with user_errors():
-        chosen = [(name, HEADS[name])] if name is not None else HEADS.items()
-    for head, params in chosen:
-        doc = (params.__doc__ or "").strip().splitlines()[0]
-        out = Table(title=escape(f"{head}: {doc}"), title_justify="left")
-        for col in ("parameter", "type", "default", "description"):
-            out.add_column(col)
-        for row in describe_fields(params):
-            out.add_row(*(escape(cell) for cell in row))
-        console.print(out)
-
-
 @app.command("eval")
 def eval_(
     run_dir: Annotated[
