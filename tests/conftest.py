@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 TINY_RECIPE = """
 seed: 0
-data: {name: synthetic, image_size: 32, num_train: 16, num_val: 8}
+data: {name: synthetic, image_size: 32, num_train: 16, num_val: 8, context_distance: [4, 12]}
 model:
   backbone: test_resnet
   output_stride: 16

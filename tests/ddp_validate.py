@@ -19,7 +19,7 @@ if __name__ == "__main__":
     quiet()
     recipe = Recipe.model_validate(
         {
-            "data": {"image_size": 32, "num_train": 8, "num_val": 12},
+            "data": {"image_size": 32, "num_train": 8, "num_val": 12, "context_distance": [4, 12]},
             "model": {"head": {"name": "aspp", "rates": [2], "channels": 8}},
         }
     )

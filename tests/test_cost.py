@@ -150,13 +150,14 @@ HEAD_CASES = [
     # SPP: no reduction, the 3x3 fuse on 3 levels + the input
     ("spp", SPPParams(channels=4), 8, 8, conv(4 * CIN, 4, 9, 64)),
     ("spp", SPPParams(bins=[1], concat_input=False, channels=4), 8, 8, conv(CIN, 4, 9, 64)),
-    # Context basic, C = 4: 1x1 projection; dilations 1 1 2 4 8 16 1 on 8 x 8 (8 and 16: the centre tap only); 1x1
+    # Context basic, C = 4: the FCN front end (3x3); dilations 1 1 2 4 8 16 1 on 8 x 8 (8 and 16: the centre tap
+    # only); 1x1
     (
         "context",
         ContextParams(channels=4),
         8,
         8,
-        conv(CIN, 4, 1, 64) + 5 * conv(4, 4, 9, 64) + 2 * conv(4, 4, 1, 64) + conv(4, 4, 1, 64),
+        conv(CIN, 4, 9, 64) + 5 * conv(4, 4, 9, 64) + 2 * conv(4, 4, 1, 64) + conv(4, 4, 1, 64),
     ),
     # Context large, C = 2: widths 2C 2C 4C 4C for 4 layers (dilation 8: the centre tap only), then 4C -> C
     (
@@ -164,7 +165,7 @@ HEAD_CASES = [
         ContextParams(channels=2, variant="large", dilations=[1, 2, 1, 8]),
         8,
         8,
-        conv(CIN, 2, 1, 64)
+        conv(CIN, 2, 9, 64)
         + conv(2, 4, 9, 64)
         + conv(4, 4, 9, 64)
         + conv(4, 8, 9, 64)

@@ -122,7 +122,7 @@ def test_missing_root_is_one_line_with_the_layout(tmp_path, monkeypatch):
 
 
 def test_data_union_in_recipes():
-    assert Recipe.model_validate({"data": {"image_size": 32}}).data.name == "synthetic"
+    assert Recipe.model_validate({"data": {"image_size": 32, "context_distance": [4, 12]}}).data.name == "synthetic"
     assert Recipe.model_validate({"data": {"name": "voc"}}).data.crop_size == 513
     assert Recipe.model_validate({"data": {"name": "cityscapes"}}).data.crop_size == 769
     assert Recipe.model_validate({"data": {"name": "ade20k"}}).data.crop_size == 473

@@ -43,7 +43,7 @@ def _ablate_run(study: Path, results: Path) -> subprocess.CompletedProcess:
 def test_two_process_metrics_equal_one_process(tmp_path):
     recipe = Recipe.model_validate(
         {
-            "data": {"image_size": 32, "num_train": 8, "num_val": 12},
+            "data": {"image_size": 32, "num_train": 8, "num_val": 12, "context_distance": [4, 12]},
             "model": {"head": {"name": "aspp", "rates": [2], "channels": 8}},
         }
     )

@@ -17,7 +17,7 @@ from ablate.config.errors import validate
 from ablate.config.schema import CRFConfig, EvalConfig, Recipe
 from ablate.core.errors import ConfigError
 from ablate.core.hashing import stable_hash
-from ablate.data.synthetic import make_sample
+from ablate.data.synthetic import CLASSES, make_sample
 from ablate.models.heads import HEADS
 from ablate.models.heads.aspp import ASPPParams
 from ablate.models.segmenter import build_model
@@ -27,7 +27,7 @@ from ablate.train.crf import CRFPool, dense_crf
 from ablate.train.evaluate import evaluate
 from ablate.train.inference import build_eval_model, eval_model_config, predict, sliding_window
 
-K = 5
+K = len(CLASSES)
 MODEL = ModelConfig(backbone="test_resnet", output_stride=16, head=ASPPParams(rates=[2, 4], channels=16))
 
 
@@ -141,7 +141,7 @@ def test_rgb_is_the_denormalised_uint8_image():
     data = synthetic("val", 2, 40, seed=3)
     rgb = data.rgb(1)
     assert rgb.dtype == np.uint8 and rgb.shape == (40, 40, 3) and rgb.flags["C_CONTIGUOUS"]
-    image, _ = make_sample(3, "val", 1, 40)
+    image = make_sample(3, "val", 1, 40, (40 / 8, 40 / 2.5))[0]  # as tests_helpers.synthetic draws it
     assert np.abs(rgb.astype(int) - np.round(image * 255).astype(int)).max() <= 1
 
 

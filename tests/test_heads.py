@@ -59,8 +59,8 @@ def expected_params(head: dict, cin: int) -> int | None:
         return len(head["bins"]) * (cin * r + _bn(r)) + (cin + len(head["bins"]) * r) * c * 9 + _bn(c)
     if name == "spp":
         return cin * (len(head["bins"]) + 1) * c * 9 + _bn(c)
-    if name == "context":  # 1x1 projection + seven 3x3 + one 1x1, all with bias, C channels (basic)
-        return (cin * c + c) + 7 * (c * c * 9 + c) + (c * c + c)
+    if name == "context":  # the FCN front end (3x3 conv-BN), then seven 3x3 + one 1x1 with bias, C channels (basic)
+        return (cin * c * 9 + _bn(c)) + 7 * (c * c * 9 + c) + (c * c + c)
     if name == "hdc":
         n = len(head["rates"]) * head["repeats"]
         return cin * c * 9 + _bn(c) + (n - 1) * (c * c * 9 + _bn(c))
@@ -229,6 +229,21 @@ def test_context_basic_identity_init_returns_input():
     x = torch.rand(2, 5, 20, 17)  # non-negative: the paper's truncation (ReLU) keeps it
     assert torch.allclose(module(x), x, atol=1e-6)
     assert not torch.allclose(module(x - 0.5), x - 0.5)  # negative values are truncated: the check can fail
+
+
+def test_context_head_starts_as_the_fcn_baseline():
+    """With the FCN front end, the identity-initialised module passes the front end's (non-negative) output on: at
+    init the context head computes what the none head computes. The bare 1x1 front end does not (its signed output
+    is cut at the module's first ReLU): the fall of Yu & Koltun's reduced Table 3."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 9, 9)
+    none = build_head(HEADS["none"](channels=8), 16).eval()
+    context = build_head(HEADS["context"](channels=8), 16).eval()
+    context.project.load_state_dict(none.conv.state_dict())
+    assert torch.allclose(context(x), none(x), atol=1e-6)
+    project = build_head(HEADS["context"](channels=8, front_end="project"), 16).eval()
+    signed = project.project(x)
+    assert (signed < 0).any() and torch.allclose(project(x), signed.clamp(min=0), atol=1e-6)
 
 
 def test_context_large_generalised_identity_init():

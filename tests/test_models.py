@@ -87,3 +87,12 @@ def test_aspp_rate_changes_receptive_field():
 
     assert influence([1])[10, 16] == 0
     assert influence([6])[10, 16] > 0
+
+
+def test_poly_schedule_with_linear_warmup():
+    from ablate.train.module import poly_lambda
+
+    plain, warm = poly_lambda(100, 0.9), poly_lambda(100, 0.9, warmup=10)
+    assert plain(0) == 1.0 and plain(100) == 0.0 and plain(50) == pytest.approx(0.5**0.9)
+    assert warm(0) == pytest.approx(0.1) and warm(4) == pytest.approx(0.5 * (1 - 4 / 100) ** 0.9)
+    assert warm(9) == plain(9) and warm(50) == plain(50)  # from the warm-up's last step on: the poly schedule

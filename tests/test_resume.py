@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 RECIPE = """
 seed: 0
-data: {name: synthetic, image_size: 32, num_train: 32, num_val: 8, scale_min: 0.5, scale_max: 2.0, flip: true,
+data: {name: synthetic, image_size: 32, context_distance: [4, 12], num_train: 32, num_val: 8, scale_min: 0.5,
+       scale_max: 2.0, flip: true,
        num_workers: 2}
 model:
   backbone: test_resnet
@@ -148,7 +149,8 @@ def test_a_resumed_training_without_its_dropout_state_would_differ(root, tmp_pat
 
 DDP_RECIPE = """
 seed: 0
-data: {name: synthetic, image_size: 32, num_train: 32, num_val: 8, scale_min: 0.5, scale_max: 2.0, flip: true}
+data: {name: synthetic, image_size: 32, context_distance: [4, 12], num_train: 32, num_val: 8, scale_min: 0.5,
+       scale_max: 2.0, flip: true}
 model: {backbone: test_resnet, output_stride: 16, head: {name: aspp, rates: [2, 4], channels: 16, dropout: 0.3}}
 train: {steps: 60, batch_size: 4, lr: 0.01, accelerator: cpu, devices: 2, log_every: 5, checkpoint_every: 20}
 eval: {batch_size: 8}

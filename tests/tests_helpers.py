@@ -15,7 +15,8 @@ def synthetic(split: str, n: int, size: int, seed: int = 0):
     from ablate.data.loader import SegmentationSet
     from ablate.data.synthetic import SyntheticData
 
-    return SegmentationSet(SyntheticData(num_train=n, num_val=n, image_size=size, seed=seed), split, augment=False)
+    spec = SyntheticData(num_train=n, num_val=n, image_size=size, seed=seed, context_distance=(size / 8, size / 2.5))
+    return SegmentationSet(spec, split, augment=False)
 
 
 def stacked(ds):

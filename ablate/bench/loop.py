@@ -43,7 +43,7 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
             model.to(memory_format=torch.channels_last)
         model.train()
         opt = make_optimizer(model.parameters(), t)  # the same optimizer: the loop is what is compared
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, poly_lambda(t.steps, t.poly_power))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, poly_lambda(t.steps, t.poly_power, t.warmup_steps))
         for images, labels in train_loader(data, t.batch_size, recipe.seed, t.steps):
             if t.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)

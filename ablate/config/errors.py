@@ -67,6 +67,8 @@ def format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
         and path[-1].split("[")[0] in parent.model_fields
     ):
         field = path[-1].split("[")[0]
+        if kind == "value_error":  # our validators' messages say what was given and what is allowed
+            return key, f"{head}{err['msg']}"
         expected = field_type(parent.model_fields[field])
         return key, f"{head}{field}: {err['msg']} (got {value!r}); allowed: {expected}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):

@@ -24,6 +24,9 @@ class TrainConfig(Strict):
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=1e-4, ge=0)
     poly_power: float = Field(default=0.9, ge=0)
+    # linear learning-rate warm-up over the first steps (0: none, as DeepLab and PSPNet); a small CPU model trained
+    # at a high rate from a random init is steadier with it
+    warmup_steps: NonNegativeInt = 0
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: PositiveInt = 1  # processes (GPUs) per node; more than 1 trains with DDP
     num_nodes: PositiveInt = 1

@@ -43,6 +43,17 @@ class SegmentationSet(Dataset):
         """uint8 H x W x 3 RGB of ``ds[index]`` (un-augmented, same padding): a writable, C-contiguous copy."""
         return np.array(self._padded(index)[0], dtype=np.uint8, order="C")
 
+    def context(self, index: int) -> np.ndarray | None:
+        """Each pixel's distance (px) to the evidence of its class, NaN where it has none, aligned with
+        ``ds[index]`` (padding: NaN), for a data set that knows it (the synthetic one); None otherwise."""
+        read = getattr(self.source, "context", None)
+        if read is None:
+            return None
+        context = read(index)
+        h, w = context.shape
+        pad = ((0, max(0, self.spec.crop - h)), (0, max(0, self.spec.crop - w)))
+        return np.pad(context, pad, constant_values=np.nan)
+
     def to_tensors(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
         return (img - self.mean) / self.std, torch.from_numpy(np.ascontiguousarray(label)).long()

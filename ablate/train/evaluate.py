@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from ablate.config.schema import EvalConfig
 from ablate.train.crf import CRFPool
 from ablate.train.inference import predict
-from ablate.train.metrics import Trimap, confusion_metric, metrics_from_confusion
+from ablate.train.metrics import Reach, Trimap, confusion_metric, metrics_from_confusion
 
 __all__ = ["Showcase", "evaluate", "predict"]
 
@@ -61,13 +61,16 @@ def evaluate(
 
     With the CRF on, each batch's probabilities go to the CRF pool while the network predicts the next batch;
     labels come back in order. Also returns ``trimap`` (mIoU in the band of each ``cfg.trimap`` width around the
-    label boundaries), ``confusion`` (pixel counts), ``eval_time_s`` and, with the CRF, ``crf_workers``.
+    label boundaries), ``confusion`` (pixel counts), ``reach`` (pixel accuracy by distance to the evidence of the
+    class, on a data set that knows it), ``eval_time_s`` and, with the CRF, ``crf_workers``.
     ``showcase`` keeps the predictions of its images (after the CRF, as they were scored).
     """
     started = time.perf_counter()
     model.eval().to(device)
     confusion = confusion_metric(num_classes, ignore_index, sync=False).to(device)  # this process's images only
     trimap = Trimap(cfg.trimap, num_classes, ignore_index).to(device)
+    knows_context = getattr(dataset, "context", None) is not None and len(dataset) and dataset.context(0) is not None
+    reach = Reach() if knows_context else None  # accuracy by distance to the evidence (the synthetic set)
     pool = CRFPool(cfg.crf, shared=True) if cfg.crf.enabled else None
     if pool is not None:
         pool.start()  # before the first batch: the workers are ready when its probabilities are
@@ -76,9 +79,12 @@ def evaluate(
     def score(first: int, preds: torch.Tensor, labels: torch.Tensor) -> None:
         confusion.update(preds, labels)
         trimap.update(preds, labels)
-        if showcase is not None:
+        if showcase is not None or reach is not None:
             for i, (label, pred) in enumerate(zip(labels.cpu().numpy(), preds.cpu().numpy(), strict=True)):
-                showcase.offer(first + i, label, pred)
+                if showcase is not None:
+                    showcase.offer(first + i, label, pred)
+                if reach is not None:
+                    reach.update(pred, label, dataset.context(first + i))
 
     def finish(job: tuple[Any, torch.Tensor, int]) -> None:
         result, labels, first = job
@@ -107,6 +113,8 @@ def evaluate(
     metrics = metrics_from_confusion(matrix)
     metrics["confusion"] = matrix.long().tolist()  # rows: ground truth, columns: prediction (pixels)
     metrics["trimap"] = trimap.compute()
+    if reach is not None:
+        metrics["reach"] = reach.compute()
     metrics["eval_time_s"] = round(time.perf_counter() - started, 3)
     if pool is not None:
         metrics["crf_workers"] = pool.workers

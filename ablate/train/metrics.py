@@ -12,6 +12,7 @@ A class predicted but absent from the ground truth has IoU 0 and counts.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
@@ -111,3 +112,29 @@ class Trimap:
     def compute(self) -> dict[str, float]:
         """{width: mIoU inside the band} (the keys as strings, for JSON)."""
         return {str(w): metrics_from_confusion(m.compute().cpu())["miou"] for w, m in self.confusion.items()}
+
+
+REACH_BINS = (0, 8, 16, 24, 32, 48, 64)  # px: the lower edges of the context-distance bins (the last is open)
+
+
+class Reach:
+    """Pixel accuracy by how far a pixel is from the evidence of its class (``SegmentationSet.context``, e.g. the
+    synthetic set's marker): where a model's reach ends, its accuracy falls to chance."""
+
+    def __init__(self, edges: tuple[int, ...] = REACH_BINS):
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.correct = np.zeros(len(edges), np.int64)
+        self.total = np.zeros(len(edges), np.int64)
+
+    def update(self, preds: np.ndarray, labels: np.ndarray, context: np.ndarray) -> None:
+        scored = np.isfinite(context)
+        bins = np.searchsorted(self.edges, context[scored], side="right") - 1
+        hit = preds[scored] == labels[scored]
+        self.total += np.bincount(bins, minlength=len(self.edges))
+        self.correct += np.bincount(bins, weights=hit, minlength=len(self.edges)).astype(np.int64)
+
+    def compute(self) -> dict[str, float | None]:
+        """{"lo-hi" px: accuracy (0-1), None for an empty bin}, in distance order."""
+        names = [f"{int(a)}-{int(b)}" for a, b in zip(self.edges[:-1], self.edges[1:], strict=True)]
+        names.append(f"{int(self.edges[-1])}+")
+        return {n: (float(c / t) if t else None) for n, c, t in zip(names, self.correct, self.total, strict=True)}

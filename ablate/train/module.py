@@ -29,9 +29,10 @@ def make_optimizer(params, t: TrainConfig) -> torch.optim.SGD:
     return torch.optim.SGD(params, **kw)
 
 
-def poly_lambda(max_steps: int, power: float):
-    """DeepLab's poly schedule: lr = base_lr * (1 - step / max_steps) ** power."""
-    return lambda step: max(0.0, 1.0 - step / max_steps) ** power
+def poly_lambda(max_steps: int, power: float, warmup: int = 0):
+    """DeepLab's poly schedule, lr = base_lr * (1 - step / max_steps) ** power, after a linear warm-up over the
+    first ``warmup`` steps (factor (step + 1) / warmup; 0: none)."""
+    return lambda step: min(1.0, (step + 1) / warmup if warmup else 1.0) * max(0.0, 1.0 - step / max_steps) ** power
 
 
 class SegmentationModule(L.LightningModule):
@@ -120,5 +121,5 @@ class SegmentationModule(L.LightningModule):
     def configure_optimizers(self):
         t = self.recipe.train
         optimizer = make_optimizer(self.parameters(), t)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(t.steps, t.poly_power))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(t.steps, t.poly_power, t.warmup_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

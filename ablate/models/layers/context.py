@@ -51,9 +51,11 @@ def identity_init_(conv: nn.Conv2d, classes: int, noise: float = 0.0) -> None:
 
 
 class ContextModule(nn.Module):
-    """The C -> C module of Table 1 (``variant`` basic or large), identity-initialised."""
+    """The C -> C module of Table 1 (``variant`` basic or large), identity-initialised; with ``bn``, BN after each
+    3x3 conv (then it is the identity only up to BN's normalisation)."""
 
-    def __init__(self, classes: int, dilations: list[int], variant: str = "basic", init_noise: float = 0.0):
+    def __init__(self, classes: int, dilations: list[int], variant: str = "basic", init_noise: float = 0.0,
+                 bn: bool = False):
         super().__init__()
         widths = (
             [classes] * len(dilations) if variant == "basic" else [m * classes for m in large_widths(len(dilations))]
@@ -64,7 +66,7 @@ class ContextModule(nn.Module):
         for d, cout in zip(dilations, widths, strict=True):
             conv = AtrousConv2d(cin, cout, 3, d) if d > 1 else nn.Conv2d(cin, cout, 3, padding=1)
             identity_init_(conv, classes, noise)
-            layers += [conv, nn.ReLU(inplace=True)]
+            layers += [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)] if bn else [conv, nn.ReLU(inplace=True)]
             cin = cout
         last = nn.Conv2d(cin, classes, 1)
         identity_init_(last, classes, noise)
