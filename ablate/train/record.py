@@ -57,8 +57,8 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
         "classes": list(data.classes),  # the class order (metrics.json sorts its keys)
         "per_class_iou": dict(zip(data.classes, m["per_class_iou"], strict=True)),
         "per_class_acc": dict(zip(data.classes, m["per_class_acc"], strict=True)),
-        "confusion": m["confusion"],
-        **({"reach": m["reach"]} if "reach" in m else {}),  # {"lo-hi" px: accuracy} by distance to the evidence  # pixels; rows: ground truth, columns: prediction, in ``classes`` order
+        "confusion": m["confusion"],  # pixels; rows: ground truth, columns: prediction, in ``classes`` order
+        **({"reach": m["reach"]} if "reach" in m else {}),  # {"lo-hi" px: accuracy} by distance to the evidence
         "params": count_params(model),
         "cost": cost,
         "eval": {
