@@ -73,8 +73,8 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_sample(seed: int, split: str, index: int, size: int, context_distance: tuple[float, float] = (20, 80),
-                objects: tuple[int, int] = (2, 4), lines: tuple[int, int] = (2, 4), line_width: float = 6.0,
-                marker_radius: float = 6.0, ignore_border: int = 0, permute: tuple[int, ...] | None = None
+                objects: tuple[int, int] = (2, 4), lines: tuple[int, int] = (2, 4), line_width: float = 8.0,
+                marker_radius: float = 8.0, ignore_border: int = 0, permute: tuple[int, ...] | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """One scene: (RGB float32 H x W x 3 in [0, 1], label uint8 H x W, context float32 H x W). ``context`` is
     each object pixel's distance (px) to its own marker's edge (0 on the marker), NaN elsewhere. ``permute[c]``
@@ -174,8 +174,8 @@ class SyntheticData(DataSpec):
     context_distance: tuple[float, float] = Field(default=(20.0, 80.0), validate_default=True)
     objects: tuple[PositiveInt, PositiveInt] = (2, 4)  # objects per image (fewer where they do not fit)
     lines: tuple[int, int] = (2, 4)  # thin bars per image (class line)
-    line_width: float = Field(default=6.0, ge=0)  # px
-    marker_radius: float = Field(default=6.0, gt=0)  # px (at most 0.4 of an object's minor semi-axis)
+    line_width: float = Field(default=8.0, ge=0)  # px
+    marker_radius: float = Field(default=8.0, gt=0)  # px (at most 0.4 of an object's minor semi-axis)
     ignore_border: int = Field(default=0, ge=0)  # px around each object's outline labelled 255 (VOC style)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
