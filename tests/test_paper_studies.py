@@ -40,6 +40,7 @@ def test_paper_study_files(path):
         assert runs and loaded.study.reference is not None
         if reduced:
             assert all(r.config["data"]["name"] == "synthetic" for r in runs)
+            assert loaded.study.seeds == raw["reduced_seeds"] and len(raw["reduced_seeds"]) >= 3
         else:
             assert all(r.config["data"]["name"] != "synthetic" for r in runs)
 
@@ -152,3 +153,18 @@ def test_reference_markdown_section():
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| OS")]
     assert ["OS 8", "75.18", "55.00", "1", "-20.18", "+1.30", "+5.00"] in rows
     assert reference_markdown({"reference": None}, summary) == ""
+
+
+def test_sign_agreement_counts_rows_past_the_threshold():
+    import pandas as pd
+
+    from ablate.report.reference import agreement_note, sign_agreement
+
+    joined = pd.DataFrame({
+        "paper row": ["base", "a", "b", "c", "d"],
+        "published_vs_base": [0.0, 2.0, -1.5, 0.5, 3.0],
+        "reproduced_vs_base": [0.0, 0.7, 0.4, -2.0, None],
+    })  # fmt: skip
+    agree, counted, wrong = sign_agreement(joined)
+    assert (agree, counted) == (1, 2) and wrong == ["b (-1.50 published, +0.40 here)"]  # c: a tie; d: not run
+    assert agreement_note(joined).startswith("Trend: of the 2 paper rows") and "1 have" in agreement_note(joined)

@@ -197,7 +197,7 @@ def test_failing_study_still_gives_table_and_report(finished):
     assert "FloatingPointError: loss is nan at step 2" in report
     from ablate.report.plots import PLOTS
 
-    assert report.count("data:image/png;base64,") == len(PLOTS) == 8  # every plot inline, none missing
+    assert report.count("data:image/png;base64,") == len(PLOTS) == 9  # every plot inline, none missing
     records = [json.loads(p.read_text()) for p in (study / "runs").glob("*/metrics.json")]
     done = [r for r in records if r["status"] == "done"]
     assert len(records) == 8 and len(done) == 4
@@ -256,7 +256,7 @@ def test_report_renders_in_headless_chromium(finished, tmp_path):
         "--window-size=1280,2400",
     ]
     dom = subprocess.run([exe, *flags, "--dump-dom", page], capture_output=True, text=True, env=env, timeout=120)
-    assert 'data-images="8"' in dom.stdout, dom.stderr[-2000:]
+    assert 'data-images="9"' in dom.stdout, dom.stderr[-2000:]
     assert 'data-broken-images="0"' in dom.stdout  # every image decoded (naturalWidth > 0)
     assert 'data-table-rows="4"' in dom.stdout  # the comparison table rendered, one row per configuration
     width = int(re.search(r'data-scroll-width="(\d+)"', dom.stdout).group(1))
@@ -322,7 +322,7 @@ def test_wandb_offline_runs_read_back(finished):
     assert sum("FAILED" in row[2] for row in table["data"]) == 2
     r, d = summary[0]
     assert r["summary"]["failed_runs"] == 4
-    assert len(list((d / "files" / "media" / "images").rglob("*.png"))) == 8  # the report's plots
+    assert len(list((d / "files" / "media" / "images").rglob("*.png"))) == 9  # the report's plots
 
 
 # ------------------------------------------------------------------------------------------------- W&B settings

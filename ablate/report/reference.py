@@ -131,6 +131,35 @@ def paper_layout(joined: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+SIGN_THRESHOLD = 1.0  # points: a published Δ vs the baseline row below this is a tie, not a trend to reproduce
+
+
+def sign_agreement(joined: pd.DataFrame, threshold: float = SIGN_THRESHOLD) -> tuple[int, int, list[str]]:
+    """(agree, counted, disagreeing rows): of the paper rows whose published Δ vs the baseline row is over
+    ``threshold`` points and that have a reproduced number, how many reproduce its sign."""
+    agree, counted, wrong = 0, 0, []
+    for _, r in joined.iterrows():
+        pub, rep = r["published_vs_base"], r["reproduced_vs_base"]
+        if pub is None or pd.isna(pub) or abs(pub) <= threshold or rep is None or pd.isna(rep):
+            continue
+        counted += 1
+        label = " ".join(str(x) for x in (r["paper row"], r.get("paper column", "")) if x)
+        if (pub > 0) == (rep > 0) and rep != 0:
+            agree += 1
+        else:
+            wrong.append(f"{label} ({pub:+.2f} published, {rep:+.2f} here)")
+    return agree, counted, wrong
+
+
+def agreement_note(joined: pd.DataFrame) -> str:
+    agree, counted, wrong = sign_agreement(joined)
+    if not counted:
+        return ""
+    text = (f"Trend: of the {counted} paper rows whose published Δ vs the baseline row is over "
+            f"{SIGN_THRESHOLD:g} point, {agree} have a reproduced Δ of the same sign")  # fmt: skip
+    return text + (f"; not: {'; '.join(wrong)}." if wrong else ".")
+
+
 def caption(reference: Any) -> str:
     """'Paper, Table N (dataset), metric in %' — the line a table or report prints above the joined table."""
     parts = [f"{_get(reference, 'paper')}, {_get(reference, 'table')}"]

@@ -266,10 +266,11 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTab
                 frame[short[axis]] = frame[short[axis]].map(lambda v, a=axis: names[a].get(v, v))
     published, published_caption = None, ""
     if study.reference is not None:
-        from ablate.report.reference import caption, join_reference, paper_layout
+        from ablate.report.reference import agreement_note, caption, join_reference, paper_layout
 
-        published = paper_layout(join_reference(summary, study.reference, study.baseline or None))
-        published_caption = caption(study.reference)
+        joined = join_reference(summary, study.reference, study.baseline or None)
+        published = paper_layout(joined)
+        published_caption = " ".join(filter(None, [caption(study.reference), agreement_note(joined)]))
     failures = [(r.run_id, labels[r.run_id], r.error) for r in df.itertuples() if r.status == "failed"]
     missing = [(r.run_id, labels[r.run_id]) for r in df.itertuples() if r.status not in ("done", "failed")]
     return ComparisonTable(

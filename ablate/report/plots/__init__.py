@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablate.report.plots import axes, confusion, cost, curves, effects, per_class, qualitative, seeds
+from ablate.report.plots import axes, confusion, cost, curves, effects, per_class, qualitative, reach, seeds
 from ablate.report.plots.common import Figure, PlotData, Unavailable
 
 __all__ = ["PLOTS", "Figure", "Plot", "PlotData", "Unavailable"]
@@ -39,6 +39,10 @@ PLOTS = [
     Plot("curves", "Training curves",
          "Smoothed training loss (mean over seeds, band: min to max), validation mIoU during training where "
          "train.val_every asks for it and at the final evaluation (◆), and the learning rate.", curves.plot),
+    Plot("reach", "Reach",
+         "Pixel accuracy by the pixel's distance to the evidence of its class (on the synthetic data: the marker at "
+         "its object's centre), one line per configuration: where a line falls to chance, the model's reach ends. "
+         "With a data.context_distance axis, the main metric against that distance too.", reach.plot),
     Plot("per_class_iou", "Per-class IoU", "Configurations × classes: mean ± std over finished seeds.",
          per_class.plot),
     Plot("confusion", "Confusion matrix",
