@@ -47,18 +47,19 @@ def test_two_process_metrics_equal_one_process(tmp_path):
             "model": {"head": {"name": "aspp", "rates": [2], "channels": 8}},
         }
     )
+    data = build_datasets(recipe.data)
+    n = len(data.classes)
     torch.manual_seed(0)
-    model = build_model(recipe.model, 5)
+    model = build_model(recipe.model, n)
     weights = tmp_path / "w.pt"
     torch.save(model.state_dict(), weights)
-    data = build_datasets(recipe.data)
-    single = evaluate(model, data.val, recipe.eval, 5)
+    single = evaluate(model, data.val, recipe.eval, n)
     two = _validate(2, weights)
     for key in ("pixel_acc", "mean_acc", "miou", "fwiou"):
         assert two[key] == pytest.approx(single[key], abs=1e-12), key
     # averaging per-rank matrices instead of summing would halve the counts but keep ratios; per-rank halves
     # differ, so check a quantity that averaging of per-rank *metrics* would get wrong: compare with rank halves
-    half = evaluate(model, torch.utils.data.Subset(data.val, range(0, 12, 2)), recipe.eval, 5)
+    half = evaluate(model, torch.utils.data.Subset(data.val, range(0, 12, 2)), recipe.eval, n)
     assert half["miou"] != pytest.approx(single["miou"], abs=1e-6)
 
 

@@ -30,7 +30,7 @@ def test_run_twice(tiny_study, tmp_path):
         record = json.loads((run / "metrics.json").read_text())
         assert record["status"] == "done" and record["steps"] == 3
         assert 0 <= record["metrics"]["miou"] <= 1
-        assert set(record["per_class_iou"]) == {"background", "disc", "square", "triangle", "cross"}
+        assert set(record["per_class_iou"]) == {"background", "red", "green", "blue", "yellow", "line"}
         assert (run / "config.yaml").is_file()
         assert (tmp_path / "results" / "e2e" / "trainings" / record["train_id"] / "model.pt").is_file()
     assert "step     3/3" in first.stdout and "eta" in first.stdout

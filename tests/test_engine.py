@@ -24,13 +24,14 @@ def test_plan_aspp_rates_shows_coupled_rates():
     )
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
-    assert plan["count"] == 12 and plan["trainings"] == 12
-    at8 = [
-        r
-        for r in plan["runs"]
-        if r["axes"]["model.output_stride"] == 8 and r["axes"]["model.head.rates"] == [6, 12, 18]
-    ]
-    assert at8 and all(r["coupled"] == {"model.head.rates": [12, 24, 36]} for r in at8)
+    assert plan["count"] == 18 and plan["trainings"] == 18
+    # the feature_map rule keeps each rate's share of the map: x 20/33 at OS 8 (ceil(160/8) = 20), x 10/33 at OS 16
+    coupled = {
+        (r["axes"]["model.output_stride"], tuple(r["axes"]["model.head.rates"])): r["coupled"] for r in plan["runs"]
+    }
+    assert coupled[(8, (6, 12, 18))] == {"model.head.rates": [4, 7, 11]}
+    assert coupled[(16, (6, 12, 18))] == {"model.head.rates": [2, 4, 5]}
+    assert coupled[(16, (1,))] == {}
     table = subprocess.run(
         [sys.executable, "-m", "ablate.cli", "plan", "studies/aspp_rates.yaml", "--results", "/nonexistent"],
         capture_output=True,
@@ -38,7 +39,7 @@ def test_plan_aspp_rates_shows_coupled_rates():
         cwd=REPO,
         env={**os.environ, "COLUMNS": "200"},
     ).stdout
-    assert "(6,12,18) → (12,24,36)" in table and "12 pending" in table
+    assert "(6,12,18) → (4,7,11)" in table and "18 pending" in table
 
 
 def test_plan_imports_no_torch():

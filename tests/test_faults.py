@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,17 +25,19 @@ axes:
 """
 
 
-def _cmd(study: Path, results: Path) -> list[str]:
-    return [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results)]
+def _cmd(study: Path, results: Path, jobs: int = 1) -> list[str]:
+    # -j 1: the runs one after another in this process (the default picks the jobs at once from the free cores)
+    return [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), "-j", str(jobs)]
 
 
-def _run(study: Path, results: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(_cmd(study, results), capture_output=True, text=True, env={**os.environ, **(env or {})})
+def _run(study: Path, results: Path, env: dict | None = None, jobs: int = 1) -> subprocess.CompletedProcess:
+    cmd = _cmd(study, results, jobs)
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
-def _kill_when(study: Path, results: Path, first: str, then: str) -> str:
+def _kill_when(study: Path, results: Path, first: str, then: str, jobs: int = 1) -> str:
     """Start a study, SIGKILL it as soon as its output shows ``then`` after ``first``; returns the output seen."""
-    proc = subprocess.Popen(_cmd(study, results), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(_cmd(study, results, jobs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -46,6 +49,19 @@ def _kill_when(study: Path, results: Path, first: str, then: str) -> str:
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "".join(seen)
     return "".join(seen)
+
+
+def _held(results: Path) -> bool:
+    """Whether a process still holds a lock of the study (a worker still running)."""
+    import fcntl
+
+    for path in results.rglob(".lock"):
+        with open(path) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+    return False
 
 
 def _check_files(results: Path) -> None:
@@ -84,6 +100,30 @@ def test_kill_mid_training_resumes_from_checkpoint(reference, tmp_path):
     assert "1 finished, 1 to run" in again.stdout
     assert "resuming from step 6" in again.stdout or "resuming from step 3" in again.stdout, again.stdout
     assert _numbers(results / "crash" / "table.csv") == table  # same numbers as never interrupted
+
+
+@pytest.mark.slow
+def test_kill_of_the_parent_stops_its_workers_with_a_checkpoint(reference, tmp_path):
+    """-j 2: two worker processes train while ``ablate run`` is killed with SIGKILL. Each worker gets SIGTERM from
+    the kernel (its parent died), checkpoints and stops; the pipe it reported into is gone, which must not fail
+    the run. The re-run resumes what was stopped and ends with the same table."""
+    study, table = reference
+    results = tmp_path / "killed"
+    seen = _kill_when(study, results, "step     2/12", "step     2/12", jobs=2)  # both runs at step 2 or later
+    assert "[1/2]" in seen and "[2/2]" in seen, seen
+    for _ in range(100):  # the workers checkpoint and exit (their lock files are then free)
+        if not _held(results):
+            break
+        time.sleep(0.2)
+    records = [json.loads(p.read_text()) for p in results.rglob("runs/*/metrics.json")]
+    # nothing recorded failed; the run that was at step 2 had not finished (the other may have: workers start
+    # at different times)
+    assert all(r["status"] == "done" for r in records) and len(records) < 2, records
+    again = _run(study, results, jobs=2)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{len(records)} finished, {2 - len(records)} to run" in again.stdout, again.stdout
+    assert "resuming from step" in again.stdout, again.stdout
+    assert _numbers(results / "crash" / "table.csv") == table
 
 
 @pytest.mark.slow
@@ -148,3 +188,27 @@ def test_validating_during_training_leaves_the_training_unchanged(tmp_path):
     assert [s for s, _ in points] == [2, 4]  # not at the last step: the final evaluation is that one
     assert all(0 <= v <= 1 for _, v in points)
     assert not (tmp_path / "0" / VAL_FILE).exists()
+
+
+def dying_job(config, run_dir, train_dir, progress):
+    """A job whose process dies at OS 8 (as the kernel's out-of-memory killer would end it)."""
+    progress.step(1, 1, 0.5)
+    if config["model"]["output_stride"] == 8:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"metrics": {"miou": 0.5, "pixel_acc": 0.9, "mean_acc": 0.6, "fwiou": 0.8}}
+
+
+def test_a_worker_that_dies_leaves_a_failed_record(tiny_study, tmp_path, monkeypatch):
+    """-j 2: a worker process killed inside its job is a failed run with the cause, not one "running elsewhere";
+    the other run finishes."""
+    from tests_helpers import run_study
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    study = tiny_study("name: dies\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16]}\n")
+    summary = run_study(study, tmp_path / "results", "test_faults:dying_job", parallel=2)
+    assert len(summary.done) == 1 and not summary.busy
+    [(run, error)] = summary.failed
+    assert run.axes == {"model.output_stride": 8}
+    assert error == "the worker process ended by signal SIGKILL (out of memory?) before recording the run"
+    record = json.loads((tmp_path / "results" / "dies" / "runs" / run.id / "metrics.json").read_text())
+    assert record["status"] == "failed" and record["error"] == error

@@ -27,7 +27,7 @@ eval: {batch_size: 4, output_stride: 8}
 
 
 def _scene(split: str, i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    image, label = make_sample(0, split, i, size)
+    image, label, _ = make_sample(0, split, i, size, (6, 20))
     return (image * 255).round().astype(np.uint8), label
 
 

@@ -27,12 +27,13 @@ def stacked(ds):
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
-def run_study(loaded_or_path, results, job, console=None, retry_failed: bool = False, overrides=None):
-    """Run what is left of a study in this process with ``job`` (a callable or an import path)."""
+def run_study(loaded_or_path, results, job, console=None, retry_failed: bool = False, overrides=None, parallel=1):
+    """Run what is left of a study with ``job`` (a callable or an import path): in this process, or with
+    ``parallel`` > 1 on that many worker processes (``job`` then an import path)."""
     from ablate.study.executors.local import LocalExecutor
     from ablate.study.session import StudySession
 
     session = StudySession(getattr(loaded_or_path, "path", loaded_or_path), overrides or {}, results)
-    executor = LocalExecutor(max_parallel=1)
+    executor = LocalExecutor(max_parallel=parallel)
     todo, busy = session.todo(executor, retry_failed)
     return session.run(executor, console or Quiet(), todo, busy, job=job, retry_failed=retry_failed)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,59 +21,11 @@ from ablate.study.executors import EXECUTORS, Context, ExecutorConfig, Item
 from ablate.study.executors.base import Printer
 from ablate.study.grid import Run, expand
 from ablate.study.load import LoadedStudy, load_study
+from ablate.study.progress import Progress, fmt_time
 from ablate.study.store import Store
 
 DEFAULT_JOB = "ablate.train.job:run_job"
 STATES = ("done", "running", "failed", "pending")
-
-
-def fmt_time(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-@dataclass
-class Progress:
-    """What a job reports while it trains in this process; one line per report with elapsed time and ETA."""
-
-    console: Printer
-    total_runs: int
-    started: float = field(default_factory=time.monotonic)
-    index: int = 0
-    run_started: float = 0.0
-    finished_durations: list[float] = field(default_factory=list)
-
-    def start_run(self, index: int, run: Run) -> None:
-        self.index, self.run_started = index, time.monotonic()
-        self.console.print(f"[bold][{index}/{self.total_runs}][/bold] {run.id}  {escape(run.label)}")
-
-    def step(self, step: int, steps: int, loss: float) -> None:
-        now = time.monotonic()
-        run_elapsed = now - self.run_started
-        run_eta = run_elapsed / max(step, 1) * (steps - step)
-        durations = self.finished_durations
-        per_run = sum(durations) / len(durations) if durations else run_elapsed / max(step, 1) * steps
-        study_eta = run_eta + (self.total_runs - self.index) * per_run
-        self.console.print(
-            f"    step {step:>5}/{steps}  loss {loss:7.4f}  run {fmt_time(run_elapsed)} "
-            f"(eta {fmt_time(run_eta)})  study {fmt_time(now - self.started)} (eta {fmt_time(study_eta)})",
-            highlight=False,
-        )
-
-    def validated(self, step: int, miou: float) -> None:
-        self.note(f"step {step:>5}: validation mIoU {100 * miou:.2f}")
-
-    def note(self, message: str) -> None:
-        self.console.print(f"    {message}", highlight=False, markup=False)
-
-    def end_run(self) -> float:
-        duration = time.monotonic() - self.run_started
-        self.finished_durations.append(duration)
-        return duration
 
 
 @dataclass

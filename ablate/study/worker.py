@@ -88,27 +88,43 @@ def execute(
 
 
 class LinePrinter:
-    """Progress for a worker process: plain lines on stdout, relayed by the parent."""
+    """Progress for a worker process: plain lines on stdout, relayed by the parent. When the parent is gone (its
+    pipe broken), lines go nowhere: the kernel's SIGTERM (``PR_SET_PDEATHSIG``) is on its way and stops the job with
+    a checkpoint; a dead reader must never fail the run."""
 
     def step(self, step: int, steps: int, loss: float) -> None:
-        print(f"step {step}/{steps} loss {loss:.4f}", flush=True)
+        say(f"@@step {json.dumps([step, steps, loss])}")  # the parent prints it with times
 
     def validated(self, step: int, miou: float) -> None:
         self.note(f"step {step:>5}: validation mIoU {100 * miou:.2f}")
 
     def note(self, message: str) -> None:
-        print(message, flush=True)
+        say(message)
+
+
+def say(line: str) -> None:
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # later writes (and Python's final flush) succeed, unread
+        os.close(devnull)
 
 
 def _one(job: str, run_dir: str, train_dir: str) -> int:
+    # a DDP job's other ranks share rank 0's stdout: only rank 0 may tell the parent that the job ended
+    lead = global_rank() == 0
     try:
         record = execute(job, run_dir, train_dir, LinePrinter())
     except signals.Interrupted as stop:
-        print(f"@@interrupted {json.dumps({'where': stop.where})}", flush=True)
+        if lead:
+            say(f"@@interrupted {json.dumps({'where': stop.where})}")
         return stop.exit_code
+    if not lead:
+        return 0
     if record["status"] == "failed":
-        print(f"failed: {record['error']}", flush=True)
-    print(f"@@done {json.dumps({'status': record['status']})}", flush=True)
+        say(f"failed: {record['error']}")
+    say(f"@@done {json.dumps({'status': record['status']})}")
     return 0
 
 

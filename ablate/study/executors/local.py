@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
@@ -29,6 +30,7 @@ from ablate.core import signals
 from ablate.core.machine import free_cores
 from ablate.core.schema import Strict
 from ablate.study.executors.base import EXECUTORS, Context, Item, Report, select
+from ablate.study.progress import run_eta, step_line
 
 THREADS_ENV = "ABLATE_THREADS"  # read by the job (ablate.train.job)
 DEFAULT_CPU_THREADS = 1
@@ -122,9 +124,10 @@ class _Worker:
     def __init__(self, proc: subprocess.Popen, gpus: list[str], serve: bool):
         self.proc, self.gpus, self.serve = proc, gpus, serve
         self.item: Item | None = None
+        self.started = time.monotonic()  # of its current item
 
     def give(self, item: Item) -> None:
-        self.item = item
+        self.item, self.started = item, time.monotonic()
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"run_dir": str(item.run_dir), "train_dir": str(item.train_dir)}) + "\n")
         self.proc.stdin.flush()
@@ -137,6 +140,8 @@ class _Pool:
         self.cfg, self.ctx, self.parallel, self.gpus = cfg, ctx, parallel, gpus
         self.events: queue.Queue = queue.Queue()  # (worker, line or None at its end)
         self.workers: list[_Worker] = []
+        self.started = time.monotonic()
+        self.durations: list[float] = []  # of the items finished so far, for the study's ETA
 
     def _env(self, gpus: list[str], cpu: bool) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -222,19 +227,52 @@ class _Pool:
     def _handle(self, worker: _Worker, line: str | None, report: Report, free: list[str]) -> None:
         item = worker.item
         if line is None:  # the process ended
-            worker.proc.wait()
+            code = worker.proc.wait()
             self.workers.remove(worker)
             free += worker.gpus
+            if item is not None:  # it died inside a job (killed, out of memory, a crash in native code)
+                report(item, self.ctx.store.read_metrics(item.run) or self._died(item, code))
+            return
+        if line.startswith("@@interrupted"):  # stopped by a signal to the worker alone: checkpointed, pending
+            worker.item = None
             if item is not None:
-                report(item, self.ctx.store.read_metrics(item.run) or {})
+                where = json.loads(line.split(" ", 1)[1]).get("where") or ""
+                self.ctx.console.print(f"    [{item.index}/{self.ctx.total}] stopped {where}: run again to resume",
+                                       highlight=False, markup=False)  # fmt: skip
             return
         if line.startswith("@@done"):
             worker.item = None
+            self.durations.append(time.monotonic() - worker.started)
             if item is not None:
                 report(item, self.ctx.store.read_metrics(item.run) or {})
             return
+        if line.startswith("@@step") and item is not None:
+            self._step(worker, item, *json.loads(line.split(" ", 1)[1]))
+            return
         if line and item is not None and not line.startswith("@@"):
             self.ctx.console.print(f"    [{item.index}/{self.ctx.total}] {line}", highlight=False, markup=False)
+
+    def _died(self, item: Item, code: int) -> dict:
+        """The failed record of a job whose worker process ended without one (the training's checkpoint stays:
+        ``--retry-failed`` resumes from it)."""
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+        run = item.run
+        record = {"id": run.id, "seed": run.seed, "axes": run.axes, "train_id": run.train_id, "status": "failed",
+                  "error": f"the worker process ended by {how}{hint} before recording the run"}  # fmt: skip
+        self.ctx.store.write_record(item.run_dir, record)
+        return record
+
+    def _step(self, worker: _Worker, item: Item, step: int, steps: int, loss: float) -> None:
+        """The worker's step as the in-process progress prints it; the study's ETA: this run's, then the runs not
+        yet finished at the mean duration so far, ``parallel`` at a time."""
+        now = time.monotonic()
+        elapsed = now - worker.started
+        per_run = sum(self.durations) / len(self.durations) if self.durations else elapsed / max(step, 1) * steps
+        left = self.ctx.total - len(self.durations) - sum(w.item is not None for w in self.workers)
+        eta = run_eta(step, steps, elapsed) + max(0, left) * per_run / self.parallel
+        line = step_line(step, steps, loss, elapsed, now - self.started, eta)
+        self.ctx.console.print(f"    [{item.index}/{self.ctx.total}] {line}", highlight=False, markup=False)
 
     def _stop(self, stop: signals.Interrupted) -> None:
         """Pass the signal on once to every worker, wait while they checkpoint, then stop with what they said."""
