@@ -169,7 +169,7 @@ def test_ddp_stopped_by_sigterm_resumes_to_the_same_bytes(tmp_path):
                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     assert proc.stdout is not None
     for line in proc.stdout:
-        hit = re.search(r"step (\d+)/60", line)
+        hit = re.search(r"step +(\d+)/60", line)
         if hit and int(hit.group(1)) >= 25:
             proc.send_signal(signal.SIGTERM)
             break

@@ -33,7 +33,7 @@ def registry(kind: str):
 def summary(doc: str | None) -> str:
     """The first sentence of a docstring, on one line."""
     text = " ".join((doc or "").strip().split("\n\n")[0].split())
-    match = re.search(r"(?<!e\.g)(?<!i\.e)\.(\s|$)", text)
+    match = re.search(r"(?<!e\.g)(?<!i\.e)(?<! al)\.(\s|$)", text)
     return text[: match.start() + 1] if match else text
 
 

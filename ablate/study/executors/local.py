@@ -287,5 +287,5 @@ class _Pool:
                 continue
             if line is not None and line.startswith("@@interrupted") and worker.item is not None:
                 where = json.loads(line.split(" ", 1)[1]).get("where", "")
-                stopped.append(f"{worker.item.run.id} ({worker.item.run.label}) at {where}".strip())
+                stopped.append(where or f"{worker.item.run.id} ({worker.item.run.label})")  # where names the run
         raise signals.Interrupted(stop.signum, "; ".join(stopped) or stop.where)
