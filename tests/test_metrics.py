@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ablate.train.metrics import confusion_metric, metrics_from_confusion
+from ablate.train.metrics import Reach, confusion_metric, metrics_from_confusion, reach_distance
 
 
 def reference(pred: np.ndarray, gt: np.ndarray, k: int, ignore: int = 255) -> dict:
@@ -185,3 +185,20 @@ def test_trimap_band_is_the_pixels_near_label_boundaries():
     p, t = preds[0].numpy()[band], lab[band]
     ious = [((p == c) & (t == c)).sum() / ((p == c) | (t == c)).sum() for c in (0, 1)]
     assert trimap.compute()["1"] == pytest.approx(np.mean(ious))
+
+
+def test_reach_is_where_accuracy_by_distance_falls_below_half():
+    """Accuracy by distance per bin, and the distance (px) at which it crosses 50%, interpolated between bin centres
+    (4, 12, 20, ...): 0.9 at 12 px and 0.3 at 20 px cross at 12 + 0.4 / 0.6 * 8."""
+    reach = Reach()
+    context = np.array([[2.0, 10.0, 18.0, np.nan]])
+    labels = np.array([[1, 2, 3, 0]])
+    reach.update(np.array([[1, 2, 0, 0]]), labels, context)  # right at 2 and 10 px, wrong at 18 px
+    got = reach.compute()
+    assert got["0-8"] == 1.0 and got["8-16"] == 1.0 and got["16-24"] == 0.0 and got["72+"] is None
+    assert reach_distance(got) == pytest.approx(16.0)  # 1.0 at 12, 0.0 at 20: halfway
+    curve = {"0-8": 1.0, "8-16": 0.9, "16-24": 0.3, "24-32": 0.6, "32-40": None}
+    assert reach_distance(curve) == pytest.approx(12 + 0.4 / 0.6 * 8)  # the first fall counts
+    assert reach_distance({"0-8": 0.4}) == 0.0
+    assert reach_distance({"0-8": 1.0, "8-16": 0.8, "16-24": None}) == 12.0  # never falls: a lower bound
+    assert reach_distance({"0-8": None}) is None

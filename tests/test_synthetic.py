@@ -48,14 +48,15 @@ def test_permuted_classes_change_only_the_markers_and_the_labels():
         assert marker.any() and (context[marker] == 0).all()  # what changes is the marker, at distance 0
 
 
-def test_a_predictor_that_sees_less_than_the_distance_is_at_chance():
+@pytest.mark.parametrize("shape", [{}, {"context_distance": (48, 56), "object_width": 24}], ids=["blobs", "bars"])
+def test_a_predictor_that_sees_less_than_the_distance_is_at_chance(shape):
     """On every object pixel whose window of radius w holds no marker, the four renderings look the same inside
     the window and carry four different labels; such pixels exist at every w up to the data's distance, and each
-    is at least w px from its own marker."""
+    is at least w px from its own marker (the default objects, and the probe's bars)."""
     for w in (4, 8, 16, 32):
         scored = 0
         for index in range(8):
-            renders = [make_sample(0, "val", index, SIZE, permute=p) for p in CYCLES]
+            renders = [make_sample(0, "val", index, SIZE, **shape, permute=p) for p in CYCLES]
             base, label, context = renders[0]
             evidence = np.zeros(label.shape, bool)
             for image, _, _ in renders[1:]:
@@ -78,6 +79,27 @@ def test_context_distance_sets_how_far_pixels_are_from_their_evidence():
     far = np.concatenate([make_sample(0, "val", i, SIZE, (48, 64))[2].ravel() for i in range(16)])
     near, far = near[np.isfinite(near)], far[np.isfinite(far)]
     assert near.max() <= 12 and np.percentile(far, 90) > 30
+
+
+def test_bars_move_the_evidence_away_but_not_the_outline():
+    """With object_width, context_distance sets how far object pixels are from their marker, while every object
+    pixel stays within half the width of the background (what changes with the distance is reach, not boundaries)."""
+    from scipy import ndimage
+
+    def distances(context_distance):
+        to_marker, to_outline = [], []
+        for i in range(12):
+            _, label, context = make_sample(0, "val", i, SIZE, context_distance, object_width=24)
+            objects = (label >= 1) & (label <= len(OBJECTS))
+            to_marker.append(context[objects])
+            to_outline.append(ndimage.distance_transform_edt(objects)[objects])
+        return np.concatenate(to_marker), np.concatenate(to_outline)
+
+    near, near_outline = distances((16, 24))
+    far, far_outline = distances((64, 72))
+    assert near.max() <= 24 and np.percentile(far, 75) > 40
+    assert near_outline.max() <= 13 and far_outline.max() <= 13  # half of 24 px (and a pixel's rounding)
+    assert abs(np.median(near_outline) - np.median(far_outline)) <= 1
 
 
 def test_labels_cover_every_class_and_the_ignore_border():

@@ -74,11 +74,13 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def make_sample(seed: int, split: str, index: int, size: int, context_distance: tuple[float, float] = (20, 80),
                 objects: tuple[int, int] = (2, 4), lines: tuple[int, int] = (2, 4), line_width: float = 8.0,
-                marker_radius: float = 8.0, ignore_border: int = 0, permute: tuple[int, ...] | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+                marker_radius: float = 8.0, ignore_border: int = 0, object_width: float = 0.0,
+                permute: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """One scene: (RGB float32 H x W x 3 in [0, 1], label uint8 H x W, context float32 H x W). ``context`` is
     each object pixel's distance (px) to its own marker's edge (0 on the marker), NaN elsewhere. ``permute[c]``
-    is the class object class c is drawn as (every other pixel and draw unchanged)."""
+    is the class object class c is drawn as (every other pixel and draw unchanged). ``object_width`` > 0 makes
+    every object a bar of that width (px) and semi-major axis from ``context_distance``: its pixels' distances to
+    the marker spread over the whole range while their distance to the outline stays the same."""
     rng = np.random.default_rng([seed, _SPLITS[split], index])
     yy, xx = _grid(size)
     grey = rng.uniform(0.3, 0.7)
@@ -111,7 +113,9 @@ def make_sample(seed: int, split: str, index: int, size: int, context_distance: 
             cx, cy = rng.uniform(0.1 * size, 0.9 * size, 2)
             u = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
             v = -(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)
-            if rect:
+            if object_width:
+                mask = (np.abs(u) <= r) & (np.abs(v) <= object_width / 2)
+            elif rect:
                 mask = (np.abs(u) <= _RECT * r) & (np.abs(v) <= _RECT * aspect * r)
             else:
                 mask = (u / r) ** 2 + (v / (aspect * r)) ** 2 <= 1
@@ -122,7 +126,10 @@ def make_sample(seed: int, split: str, index: int, size: int, context_distance: 
         drawn = cls if permute is None else permute[cls]
         fill = np.clip(shade + tint + 0.2 * (texture - 0.5), 0, 1)
         image[mask], label[mask] = fill[mask], 1 + drawn
-        radius = min(marker_radius, 0.4 * aspect * r * (_RECT if rect else 1.0))
+        if object_width:  # a bar's marker keeps 2 px of bar beside its ring (a small marker is hard to find)
+            radius = min(marker_radius, object_width / 2 - 3)
+        else:
+            radius = min(marker_radius, 0.4 * aspect * r * (_RECT if rect else 1.0))
         d2 = (xx - cx) ** 2 + (yy - cy) ** 2
         image[(d2 <= (radius + 1) ** 2) & mask] = 0.0 if shade > 0.45 else 1.0  # the ring: says "a marker here"
         marker = (d2 <= radius**2) & mask
@@ -177,6 +184,9 @@ class SyntheticData(DataSpec):
     line_width: float = Field(default=8.0, ge=0)  # px
     marker_radius: float = Field(default=8.0, gt=0)  # px (at most 0.4 of an object's minor semi-axis)
     ignore_border: int = Field(default=0, ge=0)  # px around each object's outline labelled 255 (VOC style)
+    # > 0: every object is a bar this wide (px), so that context_distance sets how far its pixels are from the marker
+    # but not how far from its outline (the context-distance probe); 0: ellipses and rectangles
+    object_width: float = Field(default=0.0, ge=0)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
@@ -208,7 +218,7 @@ class SyntheticData(DataSpec):
     def shape(self) -> tuple:
         """The generator's scene parameters, in ``make_sample``'s order after ``size``."""
         return (tuple(self.context_distance), tuple(self.objects), tuple(self.lines), self.line_width,
-                self.marker_radius, self.ignore_border)  # fmt: skip
+                self.marker_radius, self.ignore_border, self.object_width)  # fmt: skip
 
     def source(self, split: str) -> Source:
         n = self.num_train if split == "train" else self.num_val

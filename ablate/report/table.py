@@ -21,15 +21,22 @@ METRICS = {"miou": "mIoU", "pixel_acc": "PA", "mean_acc": "mAcc", "fwiou": "FWIo
 TRIMAP = "trimap:"  # ``trimap:<width>``: mIoU in the band of that width (pixels) around the label boundaries
 
 
+REACH = "reach"  # px: where accuracy by distance to the class's evidence falls below 50% (data that know it)
+
+
 def metric_title(key: str) -> str:
     """``miou`` -> ``mIoU``; ``trimap:2`` -> ``mIoU@2px`` (in the 2-pixel band around boundaries)."""
+    if key == REACH:
+        return "reach (px)"
     return f"mIoU@{key[len(TRIMAP):]}px" if key.startswith(TRIMAP) else METRICS[key]
 
 
 def metric_keys(df: pd.DataFrame) -> list[str]:
-    """The metrics a table of runs has: the four scalar ones, then the trimap bands by width."""
+    """The metrics a table of runs has: the four scalar ones, the trimap bands by width, then the reach where
+    the data set records it."""
     bands = sorted((c for c in df.columns if str(c).startswith(TRIMAP)), key=lambda c: int(c[len(TRIMAP):]))
-    return [*METRICS, *bands]
+    reach = [REACH] if REACH in df.columns and df[REACH].notna().any() else []
+    return [*METRICS, *bands, *reach]
 COSTS = {"params": "Params (M)", "macs": "MACs (G)", "latency_ms": "Latency (ms)", "peak_mem_mb": "Memory (MB)"}
 MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 
@@ -156,6 +163,7 @@ def display(summary: pd.DataFrame, axes: list[str], metric: str = "miou") -> pd.
     significance mark), cost, and a status column saying which runs failed or are missing."""
     shown = pd.DataFrame({short: summary[axis] for axis, short in short_names(axes).items()})
     means = [str(c) for c in summary.columns if str(c).startswith(TRIMAP) and str(c).endswith("_mean")]
+    means += [f"{REACH}_mean"] if f"{REACH}_mean" in summary else []
     for key in [*METRICS, *(c.removesuffix("_mean") for c in means)]:
         shown[metric_title(key)] = [_metric_cell(row, key) for _, row in summary.iterrows()]
     flagged = [bool(o) for o in summary.get("outliers", pd.Series([""] * len(summary)))]

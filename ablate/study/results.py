@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ablate.core.text import format_value
-from ablate.report.table import COSTS, METRICS, TRIMAP, metric_keys
+from ablate.report.table import COSTS, METRICS, REACH, TRIMAP, metric_keys
 from ablate.study.grid import Run
 from ablate.study.store import Store
 
@@ -32,6 +32,8 @@ def collect(runs: list[Run], store: Store) -> pd.DataFrame:
             row[key] = None if value is None else 100.0 * value
         for width, value in (record.get("trimap") or {}).items() if done else ():
             row[f"{TRIMAP}{width}"] = None if value is None or math.isnan(value) else 100.0 * value
+        if done and record.get("reach_px") is not None:  # px, not %
+            row[REACH] = float(record["reach_px"])
         per_class = record.get("per_class_iou") or {}
         order = [c for c in record.get("classes", []) if c in per_class] + [
             c for c in per_class if c not in record.get("classes", [])

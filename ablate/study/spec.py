@@ -12,8 +12,9 @@ from ablate.core.schema import Strict
 from ablate.study.executors import ExecutorConfig
 from ablate.study.executors.local import LocalExecutor
 
-# a table's metric: one of the four scalar metrics, or the mIoU in a trimap band, ``trimap:<width>`` (eval.trimap)
-Metric = Literal["miou", "pixel_acc", "mean_acc", "fwiou"] | Annotated[str, Field(pattern=r"^trimap:[0-9]+$")]
+# a table's metric: one of the four scalar metrics, the mIoU in a trimap band, ``trimap:<width>`` (eval.trimap), or
+# ``reach`` (px, on data that record the distance to a class's evidence: the synthetic set)
+Metric = Literal["miou", "pixel_acc", "mean_acc", "fwiou", "reach"] | Annotated[str, Field(pattern=r"^trimap:[0-9]+$")]
 SEED_MAX = 2**32 - 1  # what every RNG a run seeds (torch, numpy, Python) accepts
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 

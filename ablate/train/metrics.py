@@ -114,7 +114,8 @@ class Trimap:
         return {str(w): metrics_from_confusion(m.compute().cpu())["miou"] for w, m in self.confusion.items()}
 
 
-REACH_BINS = (0, 8, 16, 24, 32, 48, 64)  # px: the lower edges of the context-distance bins (the last is open)
+REACH_BINS = (0, 8, 16, 24, 32, 40, 48, 56, 64, 72)  # px: lower edges of the context-distance bins (the last open)
+REACH_LEVEL = 0.5  # a pixel is "in reach" where accuracy is at least this: halfway from chance (1/4) to all right
 
 
 class Reach:
@@ -138,3 +139,23 @@ class Reach:
         names = [f"{int(a)}-{int(b)}" for a, b in zip(self.edges[:-1], self.edges[1:], strict=True)]
         names.append(f"{int(self.edges[-1])}+")
         return {n: (float(c / t) if t else None) for n, c, t in zip(names, self.correct, self.total, strict=True)}
+
+
+def reach_distance(reach: dict[str, float | None], level: float = REACH_LEVEL) -> float | None:
+    """Where a model's reach ends (px): the distance at which its accuracy by distance to the evidence
+    (``Reach.compute``) first falls below ``level``, interpolated linearly between bin centres. Where it never
+    falls, the centre of the farthest bin with pixels (a lower bound); None without any pixels."""
+    points = []
+    for name, acc in reach.items():
+        low = float(name.split("-")[0].rstrip("+"))
+        high = float(name.split("-")[1]) if "-" in name else low + 8.0
+        if acc is not None:
+            points.append(((low + high) / 2, acc))
+    points.sort()
+    for i, (x, acc) in enumerate(points):
+        if acc < level:
+            if i == 0:
+                return 0.0
+            x0, a0 = points[i - 1]
+            return x0 + (a0 - level) / (a0 - acc) * (x - x0)
+    return points[-1][0] if points else None

@@ -17,6 +17,7 @@ from ablate.data.loader import DataSets
 from ablate.train.evaluate import Showcase, evaluate
 from ablate.train.inference import build_eval_model, eval_model_config
 from ablate.train.loop import MODEL_FILE, sync_bn
+from ablate.train.metrics import reach_distance
 
 PREDICTIONS_FILE = "predictions.npz"
 SHOWCASE_IMAGES = 4
@@ -59,6 +60,7 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
         "per_class_acc": dict(zip(data.classes, m["per_class_acc"], strict=True)),
         "confusion": m["confusion"],  # pixels; rows: ground truth, columns: prediction, in ``classes`` order
         **({"reach": m["reach"]} if "reach" in m else {}),  # {"lo-hi" px: accuracy} by distance to the evidence
+        **({"reach_px": reach_distance(m["reach"])} if "reach" in m else {}),  # where that accuracy falls below 50%
         "params": count_params(model),
         "cost": cost,
         "eval": {

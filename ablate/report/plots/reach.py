@@ -24,7 +24,10 @@ def _reach(d: PlotData, row: pd.Series) -> pd.DataFrame | None:
         reach = d.record(run.run_id).get("reach")
         if reach:
             rows[run.seed] = {k: (np.nan if v is None else 100 * v) for k, v in reach.items()}
-    return pd.DataFrame.from_dict(rows, orient="index") if rows else None
+    if not rows:
+        return None
+    frame = pd.DataFrame.from_dict(rows, orient="index")  # metrics.json sorts its keys as text: "8-16" after "72+"
+    return frame[sorted(frame.columns, key=lambda b: float(b.split("-")[0].rstrip("+")))]
 
 
 def _distance(value: str) -> float:
@@ -51,6 +54,7 @@ def plot(d: PlotData, out: Path) -> None:
     bins = list(curves[0][2].columns)
     ax.set_xticks(range(len(bins)), bins)
     ax.axhline(25, color="#999", ls=":", lw=1)
+    ax.axhline(50, color="#bbb", ls="--", lw=0.8)  # where the table's reach (px) is read off
     ax.annotate("chance (1 of 4 classes)", (len(bins) - 1, 25), xytext=(0, 3), textcoords="offset points",
                 ha="right", fontsize=7, color="#777")  # fmt: skip
     ax.set(xlabel="distance to the class's evidence (px)", ylabel="pixel accuracy (%)", ylim=(0, 102))
