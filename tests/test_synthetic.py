@@ -92,14 +92,14 @@ def test_bars_move_the_evidence_away_but_not_the_outline():
             _, label, context = make_sample(0, "val", i, SIZE, context_distance, object_width=24)
             objects = (label >= 1) & (label <= len(OBJECTS))
             to_marker.append(context[objects])
-            to_outline.append(ndimage.distance_transform_edt(objects)[objects])
+            to_outline.append(ndimage.distance_transform_edt(np.pad(objects, 1))[1:-1, 1:-1][objects])  # the edge too
         return np.concatenate(to_marker), np.concatenate(to_outline)
 
     near, near_outline = distances((16, 24))
     far, far_outline = distances((64, 72))
-    assert near.max() <= 24 and np.percentile(far, 75) > 40
+    assert near.max() <= 24 and np.percentile(far, 75) > 30 and far.max() > 55  # from the marker's edge
     assert near_outline.max() <= 13 and far_outline.max() <= 13  # half of 24 px (and a pixel's rounding)
-    assert abs(np.median(near_outline) - np.median(far_outline)) <= 1
+    assert abs(np.median(near_outline) - np.median(far_outline)) <= 2  # (short bars: more pixels near an end)
 
 
 def test_labels_cover_every_class_and_the_ignore_border():
