@@ -10,7 +10,9 @@ centre (radius ``marker_radius``, framed by a class-independent dark or light ri
 (red, green, blue, yellow) the object is. A pixel t px from its object's marker can be labelled only by a model
 that sees t px away: ``context_distance`` is the reach the data demands, and each object pixel's distance to its
 marker is kept for the validation split (``context``) so evaluation can score accuracy against it. Colour edges
-lie on every label boundary, which a dense CRF can use. Training crops are scaled by 0.5-2.0, as DeepLab's and
+lie on every label boundary, which a dense CRF can use. With ``object_width`` > 0 (the context-distance probe)
+every object is instead a bar of that width: ``context_distance`` then sets how far its pixels are from the
+marker but not how far from its outline. Training crops are scaled by 0.5-2.0, as DeepLab's and
 PSPNet's are.
 
 The scene is a pure function of (seed, split, index), and every random draw is made in the same order whatever the
@@ -182,7 +184,7 @@ class SyntheticData(DataSpec):
     objects: tuple[PositiveInt, PositiveInt] = (2, 4)  # objects per image (fewer where they do not fit)
     lines: tuple[int, int] = (2, 4)  # thin bars per image (class line)
     line_width: float = Field(default=8.0, ge=0)  # px
-    marker_radius: float = Field(default=8.0, gt=0)  # px (at most 0.4 of an object's minor semi-axis)
+    marker_radius: float = Field(default=8.0, gt=0)  # at most 0.4 of a blob's minor semi-axis, a bar's half width - 3)
     ignore_border: int = Field(default=0, ge=0)  # px around each object's outline labelled 255 (VOC style)
     # > 0: every object is a bar this wide (px), so that context_distance sets how far its pixels are from the marker
     # but not how far from its outline (the context-distance probe); 0: ellipses and rectangles
