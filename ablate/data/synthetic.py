@@ -184,7 +184,7 @@ class SyntheticData(DataSpec):
     objects: tuple[PositiveInt, PositiveInt] = (2, 4)  # objects per image (fewer where they do not fit)
     lines: tuple[int, int] = (2, 4)  # thin bars per image (class line)
     line_width: float = Field(default=8.0, ge=0)  # px
-    marker_radius: float = Field(default=8.0, gt=0)  # at most 0.4 of a blob's minor semi-axis, a bar's half width - 3)
+    marker_radius: float = Field(default=8.0, gt=0)  # px: <= 0.4 of a blob's minor semi-axis, a bar's half width - 3
     ignore_border: int = Field(default=0, ge=0)  # px around each object's outline labelled 255 (VOC style)
     # > 0: every object is a bar this wide (px), so that context_distance sets how far its pixels are from the marker
     # but not how far from its outline (the context-distance probe); 0: ellipses and rectangles
