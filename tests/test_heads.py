@@ -360,6 +360,23 @@ def test_multi_grid_rates_follow_deeplabv3(output_stride, expected):
     assert [blk.conv2.dilation[0] for blk in default.body.layer4] == [1, 2, 2]  # timm: no multi-grid
 
 
+def test_backbone_args_reach_timm_and_give_multi_grid_its_blocks():
+    """``model.backbone_args`` go to timm.create_model: test_resnet with three last-stage blocks makes the three
+    multi-grid settings that one block cannot tell apart (it has only two convs) into different networks."""
+    dilations = {}
+    for grid in ([1, 2, 1], [1, 2, 3], [1, 2, 4]):
+        bb = Backbone("test_resnet", 16, multi_grid=grid, backbone_args={"layers": [1, 1, 1, 3]})
+        assert len(bb.last_stage_blocks()) == 3
+        dilations[tuple(grid)] = [c.dilation[0] for c in bb.last_stage_convs()]
+    assert dilations[(1, 2, 4)] == [2, 4, 8, 2, 4, 8]  # unit rate x 2 at OS 16, cycled over the 6 convs
+    assert len({tuple(d) for d in dilations.values()}) == 3
+    one = [Backbone("test_resnet", 16, multi_grid=g).last_stage_convs() for g in ([1, 2, 3], [1, 2, 4])]
+    assert [c.dilation for c in one[0]] == [c.dilation for c in one[1]]  # the default one block: the same model
+    with pytest.raises(BuildError, match="backbone_args") as info:
+        Backbone("test_resnet", 16, backbone_args={"no_such_arg": 1})
+    assert info.value.key == "model.backbone_args"
+
+
 def test_hdc_rates_in_the_backbone_and_forward():
     with pytest.warns(GriddingWarning):
         Backbone("test_resnet", 16, hdc_rates=[2, 4])

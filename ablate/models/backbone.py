@@ -51,6 +51,7 @@ class Backbone(nn.Module):
         hdc_rates: list[int] | None = None,
         deformable_blocks: int = 0,
         deformable_modulated: bool = False,
+        backbone_args: dict | None = None,
     ):
         super().__init__()
         if name not in VGG_DILATED and not timm.is_model(name):
@@ -63,12 +64,14 @@ class Backbone(nn.Module):
                     "model.output_stride",
                     f"backbone '{name}' is the dilated VGG-16 front end (pool4/pool5 removed): use output_stride: 8",
                 )
-            if multi_grid or hdc_rates or deformable_blocks:
-                raise BuildError("model.backbone", f"multi_grid/hdc_rates/deformable_blocks do not apply to '{name}'")
+            if multi_grid or hdc_rates or deformable_blocks or backbone_args:
+                raise BuildError(
+                    "model.backbone", f"multi_grid/hdc_rates/deformable_blocks/backbone_args do not apply to '{name}'"
+                )
             self.body = DilatedVGG16(fc=name == "vgg16_dilated_fc", pretrained=pretrained, weights=weights)
             self._set_features(output_stride)
             return
-        kwargs: dict = {"features_only": True, "pretrained": pretrained or weights is not None}
+        kwargs: dict = {**(backbone_args or {}), "features_only": True, "pretrained": pretrained or weights is not None}
         if weights is not None:
             kwargs["pretrained_cfg_overlay"] = {"file": weights}
         if output_stride != 32:
@@ -76,6 +79,8 @@ class Backbone(nn.Module):
         try:
             self.body = timm.create_model(name, **kwargs)
         except (AssertionError, TypeError, NotImplementedError, ValueError) as exc:
+            if backbone_args and isinstance(exc, TypeError):
+                raise BuildError("model.backbone_args", f"timm could not build '{name}' with {backbone_args}: {exc}") from None
             if output_stride == 32:
                 raise BuildError("model.backbone", f"timm could not build '{name}' as features: {exc}") from None
             raise BuildError(

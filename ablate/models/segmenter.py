@@ -25,6 +25,7 @@ class Segmenter(nn.Module):
             hdc_rates=cfg.hdc_rates,
             deformable_blocks=cfg.deformable_blocks,
             deformable_modulated=cfg.deformable_modulated,
+            backbone_args=cfg.backbone_args,
         )
         self.head = build_head(cfg.head, self.backbone.high_channels)
         channels = self.head.out_channels

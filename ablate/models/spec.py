@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -25,6 +25,9 @@ class ModelConfig(Strict):
     backbone: str = "test_resnet"
     pretrained: bool = False
     weights: str | None = None  # local weights file for the backbone (no downloads at run time)
+    # extra keyword arguments of timm.create_model, e.g. {layers: [1, 1, 1, 3]}: test_resnet with three blocks in
+    # its last stage, so that DeepLabv3's multi-grid (r1, r2, r3) has a block per unit rate
+    backbone_args: dict[str, Any] = Field(default_factory=dict)
     output_stride: OutputStride = 16
     head: HeadConfig = Field(default_factory=NoneParams)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
