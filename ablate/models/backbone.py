@@ -71,7 +71,8 @@ class Backbone(nn.Module):
             self.body = DilatedVGG16(fc=name == "vgg16_dilated_fc", pretrained=pretrained, weights=weights)
             self._set_features(output_stride)
             return
-        kwargs: dict = {**(backbone_args or {}), "features_only": True, "pretrained": pretrained or weights is not None}
+        kwargs: dict = {**(backbone_args or {}), "features_only": True}
+        kwargs["pretrained"] = pretrained or weights is not None
         if weights is not None:
             kwargs["pretrained_cfg_overlay"] = {"file": weights}
         if output_stride != 32:
@@ -80,7 +81,8 @@ class Backbone(nn.Module):
             self.body = timm.create_model(name, **kwargs)
         except (AssertionError, TypeError, NotImplementedError, ValueError) as exc:
             if backbone_args and isinstance(exc, TypeError):
-                raise BuildError("model.backbone_args", f"timm could not build '{name}' with {backbone_args}: {exc}") from None
+                message = f"timm could not build '{name}' with {backbone_args}: {exc}"
+                raise BuildError("model.backbone_args", message) from None
             if output_stride == 32:
                 raise BuildError("model.backbone", f"timm could not build '{name}' as features: {exc}") from None
             raise BuildError(
