@@ -212,3 +212,48 @@ def test_a_worker_that_dies_leaves_a_failed_record(tiny_study, tmp_path, monkeyp
     assert error == "the worker process ended by signal SIGKILL (out of memory?) before recording the run"
     record = json.loads((tmp_path / "results" / "dies" / "runs" / run.id / "metrics.json").read_text())
     assert record["status"] == "failed" and record["error"] == error
+
+
+PARENT_DEATH_CHILD = """
+import os, signal, sys, time
+from ablate.core import signals
+try:
+    with signals.deferred() as stop:
+        print("ready", flush=True)
+        deadline = time.monotonic() + 10
+        while stop.pending is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # the repeats arrive while the training would write its checkpoint
+        print("checkpoint written", flush=True)
+except signals.Interrupted as exc:
+    print("stopped by", exc.name, flush=True)
+"""
+
+PARENT_DEATH_PARENT = """
+import ctypes, signal, subprocess, sys, threading, time
+def die_with_parent():
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG, as the local executor does
+for _ in range(8):  # threads like the executor's relays: each one's exit sends the signal again
+    threading.Thread(target=time.sleep, args=(100,), daemon=True).start()
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]], preexec_fn=die_with_parent, stdout=sys.stdout)
+time.sleep(100)
+"""
+
+
+def test_a_worker_whose_parent_dies_checkpoints_once_however_many_signals_come(tmp_path):
+    """The kernel sends the parent-death signal once per exiting thread of the parent: a worker must take the first
+    as "checkpoint and stop" and not the repeats as a second, stop-at-once signal (that lost the checkpoint)."""
+    out = tmp_path / "out.txt"
+    with out.open("w") as sink:
+        parent = subprocess.Popen([sys.executable, "-c", PARENT_DEATH_PARENT, PARENT_DEATH_CHILD], stdout=sink)
+        for _ in range(300):
+            if "ready" in out.read_text():
+                break
+            time.sleep(0.05)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    for _ in range(200):
+        if "stopped by" in out.read_text():
+            break
+        time.sleep(0.05)
+    assert out.read_text().splitlines() == ["ready", "checkpoint written", "stopped by SIGTERM"], out.read_text()

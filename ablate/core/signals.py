@@ -1,6 +1,8 @@
 """Ctrl-C and SIGTERM (what SLURM sends before preemption or a time limit) as users expect: a training finishes its
-step, writes a final checkpoint and stops; anything else stops at once. Either way ``Interrupted`` propagates (never
-recorded as a failed run) and the command exits with 128 + the signal's number (130, 143)."""
+step, writes a final checkpoint and stops; anything else stops at once. A second Ctrl-C stops at once too; a
+repeated SIGTERM is ignored: the kernel's parent-death signal (``PR_SET_PDEATHSIG``, how a local worker learns that
+``ablate run`` was killed) comes once for every thread of the parent that exits, several within a millisecond. Either way ``Interrupted``
+propagates (never recorded as a failed run) and the command exits with 128 + the signal's number (130, 143)."""
 
 from __future__ import annotations
 
@@ -31,9 +33,14 @@ class Interrupted(BaseException):  # noqa: N818 - not an error: a stop the user 
 class _State:
     deferring = 0  # training loops running in this process that stop at their next step
     pending: int | None = None  # the signal they were asked to stop by
+    terminated = False  # a SIGTERM came: this process is stopping, repeats of it change nothing
 
 
 def _handler(signum: int, frame: object) -> None:
+    if signum == signal.SIGTERM:
+        if _State.terminated:
+            return
+        _State.terminated = True
     if _State.deferring and _State.pending is None:
         _State.pending = signum
         return
