@@ -1,8 +1,9 @@
 """Ctrl-C and SIGTERM (what SLURM sends before preemption or a time limit) as users expect: a training finishes its
 step, writes a final checkpoint and stops; anything else stops at once. A second Ctrl-C stops at once too; a
-repeated SIGTERM is ignored: the kernel's parent-death signal (``PR_SET_PDEATHSIG``, how a local worker learns that
-``ablate run`` was killed) comes once for every thread of the parent that exits, several within a millisecond. Either way ``Interrupted``
-propagates (never recorded as a failed run) and the command exits with 128 + the signal's number (130, 143)."""
+repeated SIGTERM is ignored: the kernel's parent-death signal (``PR_SET_PDEATHSIG``, how a local worker learns
+that ``ablate run`` was killed) comes once for every thread of the parent that exits, several within a
+millisecond. Either way ``Interrupted`` propagates (never recorded as a failed run) and the command exits with 128
++ the signal's number (130, 143)."""
 
 from __future__ import annotations
 
