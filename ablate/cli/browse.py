@@ -13,19 +13,13 @@ from rich.table import Table
 
 from ablate.cli.app import app
 from ablate.cli.common import (
-    FORMAT_CHOICES,
-    AxisOpt,
-    ResultsOpt,
-    SaveStudyOpt,
-    SeedsOpt,
-    SetOpt,
-    StudyArg,
     console,
     print_and_save_table,
     session_of,
     user_errors,
     write_report,
 )
+from ablate.cli.options import FORMAT_CHOICES, AxisOpt, ResultsOpt, SaveStudyOpt, SeedsOpt, SetOpt, StudyArg
 from ablate.core.errors import ConfigError
 
 
@@ -47,12 +41,8 @@ def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt 
 
 @app.command()
 def plan(
-    study: StudyArg,
-    results: ResultsOpt = Path("results"),
-    set_: SetOpt = None,
-    axis: AxisOpt = None,
-    seeds: SeedsOpt = None,
-    save_study: SaveStudyOpt = None,
+    study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
+    seeds: SeedsOpt = None, save_study: SaveStudyOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON (for scripts).")] = False,
 ) -> None:
     """List the runs STUDY expands to (id, axis values, seed) and which are finished. Imports no torch."""
@@ -88,10 +78,7 @@ def plan(
 
 @app.command()
 def table(
-    study: StudyArg,
-    results: ResultsOpt = Path("results"),
-    set_: SetOpt = None,
-    axis: AxisOpt = None,
+    study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
     fmt: Annotated[
         str,
         typer.Option(

@@ -1,4 +1,4 @@
-"""What the commands share: the consoles, the option types, one-line bad input, the study session, the table and
+"""What the commands share: the consoles, one-line bad input, the study session, the table and
 the report as the commands print them."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,48 +18,6 @@ from ablate.report.terminal import terminal_width
 console = Console(highlight=False, width=terminal_width())
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-StudyArg = Annotated[Path, typer.Argument(help="Study YAML file, e.g. studies/aspp_rates.yaml.", show_default=False)]
-ResultsOpt = Annotated[
-    Path, typer.Option("--results", "-r", help="Folder that holds results/<study>/runs/<run id>/ folders.")
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        "-s",
-        help="Override a recipe key for every run, as KEY=VALUE with a YAML value "
-        "(e.g. --set train.steps=20 --set model.head.rates='[6,12]'). Repeatable.",
-        show_default=False,
-    ),
-]
-AxisOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--axis",
-        "-a",
-        help="With a recipe instead of a study: an axis of an ad-hoc study, KEY=V1,V2 (YAML values; lists in "
-        "brackets: model.head.rates=[1],[6,12,18]). Repeatable; the study is named from the recipe and its axes.",
-        show_default=False,
-    ),
-]
-SeedsOpt = Annotated[
-    str | None, typer.Option("--seeds", help="Ad-hoc study: its seeds, e.g. 0,1,2 (default 0).", show_default=False)
-]
-SaveStudyOpt = Annotated[
-    Path | None,
-    typer.Option("--save-study", help="Ad-hoc study: also write it to this YAML file.", show_default=False),
-]
-WandbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--wandb",
-        help="W&B logging: online, offline, disabled or auto (default: the study's wandb.mode, else auto: online "
-        "when an API key is configured, else offline files under results/<study>/wandb/).",
-        show_default=False,
-    ),
-]
-FORMAT_CHOICES = ("terminal", "md", "csv", "latex", "html")
-WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
 def fail(message: str) -> None:

@@ -9,14 +9,6 @@ import typer
 
 from ablate.cli.app import app
 from ablate.cli.common import (
-    WANDB_MODES,
-    AxisOpt,
-    ResultsOpt,
-    SaveStudyOpt,
-    SeedsOpt,
-    SetOpt,
-    StudyArg,
-    WandbOpt,
     console,
     err_console,
     print_and_save_table,
@@ -24,18 +16,15 @@ from ablate.cli.common import (
     user_errors,
     write_report,
 )
+from ablate.cli.options import WANDB_MODES, AxisOpt, ResultsOpt, SaveStudyOpt, SeedsOpt, SetOpt, StudyArg, WandbOpt
 from ablate.core import signals
 from ablate.core.errors import ConfigError
 
 
 @app.command()
 def run(
-    study: StudyArg,
-    results: ResultsOpt = Path("results"),
-    set_: SetOpt = None,
-    axis: AxisOpt = None,
-    seeds: SeedsOpt = None,
-    save_study: SaveStudyOpt = None,
+    study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
+    seeds: SeedsOpt = None, save_study: SaveStudyOpt = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run again only the runs that failed before (nothing else).")
     ] = False,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
-from ablate.core.schema import Strict
+from ablate.core.schema import Strict, default_tag
 from ablate.data import DataConfig
 from ablate.data.synthetic import SyntheticData
 from ablate.models.spec import ModelConfig, OutputStride
@@ -134,6 +134,4 @@ class Recipe(Strict):
     @classmethod
     def _default_data_name(cls, data: Any) -> Any:
         """A ``data:`` block without ``name`` is the synthetic set (recipes written before the real data sets)."""
-        if isinstance(data, dict) and isinstance(data.get("data"), dict) and "name" not in data["data"]:
-            data = {**data, "data": {"name": "synthetic", **data["data"]}}
-        return data
+        return default_tag(data, "data", "name", "synthetic")

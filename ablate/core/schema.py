@@ -51,3 +51,12 @@ def describe_fields(params: type[BaseModel], skip: tuple[str, ...] = ("name",)) 
         for key, field in params.model_fields.items()
         if key not in skip
     ]
+
+
+def default_tag(data: Any, section: str, tag: str, value: str) -> Any:
+    """``data`` with ``section.tag`` set to ``value`` where the section is a mapping without one: the tag of a
+    discriminated union that an older or shorter YAML leaves out (``data: {...}`` is the synthetic set)."""
+    block = data.get(section) if isinstance(data, dict) else None
+    if isinstance(block, dict) and tag not in block:
+        return {**data, section: {tag: value, **block}}
+    return data

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ablate.core.schema import Strict
+from ablate.core.schema import Strict, default_tag
 from ablate.study.executors import ExecutorConfig
 from ablate.study.executors.local import LocalExecutor
 
@@ -133,9 +133,7 @@ class Study(Strict):
     @classmethod
     def _default_executor_kind(cls, data: Any) -> Any:
         """``executor: {max_parallel: 2}`` without a kind is the local executor."""
-        if isinstance(data, dict) and isinstance(data.get("executor"), dict) and "kind" not in data["executor"]:
-            data = {**data, "executor": {"kind": "local", **data["executor"]}}
-        return data
+        return default_tag(data, "executor", "kind", "local")
 
 
 REDUCED_KEY = "reduced"  # ``--set reduced=true``: apply the study's ``reduced:`` block
