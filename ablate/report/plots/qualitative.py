@@ -3,6 +3,7 @@ prediction, as the evaluation scored it (``runs/<id>/predictions.npz``)."""
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,11 @@ from ablate.report.table import ComparisonTable, short_names
 
 PREDICTIONS_FILE = "predictions.npz"  # written by ablate.train.record
 
-PALETTE = [  # class colours
+PALETTE = [  # class colours; the first five are the embedded set's: background, red, green, blue, yellow
     (0.10, 0.10, 0.10),
     (0.90, 0.30, 0.25),
-    (0.20, 0.55, 0.90),
     (0.30, 0.75, 0.35),
+    (0.20, 0.55, 0.90),
     (0.95, 0.75, 0.20),
     (0.60, 0.35, 0.80),
     (0.20, 0.80, 0.80),
@@ -77,9 +78,13 @@ def plot(d: PlotData, out: Path) -> None:
     plt = pyplot()
     n, cols = len(grid_data.rows), len(grid_data.rows[0])
     side = min(1.7, PAGE_INCHES / cols)
-    fig, grid = plt.subplots(n, cols, figsize=(side * cols, (side + 0.05) * n + 0.6), squeeze=False)
+    # titles wrapped to their panel's width (a 7-pt character is about 0.6 x 7 pt wide): long axis labels of
+    # narrow panels otherwise run into their neighbours
+    titles = [textwrap.fill(title, max(6, int(side * 72 / (0.6 * 7)))) for title, _ in grid_data.rows[0]]
+    extra = 0.11 * (max(t.count("\n") for t in titles))  # inches for the title lines beyond the first
+    fig, grid = plt.subplots(n, cols, figsize=(side * cols, (side + 0.05) * n + 0.6 + extra), squeeze=False)
     for r, panels in enumerate(grid_data.rows):
-        for c, (title, img) in enumerate(panels):
+        for c, (_title, img) in enumerate(panels):
             ax = grid[r][c]
             ax.set_xticks([])
             ax.set_yticks([])
@@ -88,7 +93,7 @@ def plot(d: PlotData, out: Path) -> None:
             else:
                 ax.imshow(img, interpolation="nearest")
             if r == 0:
-                ax.set_title(title, fontsize=7)
+                ax.set_title(titles[c], fontsize=7)
         grid[r][0].set_ylabel(f"val #{grid_data.indices[r]}", fontsize=7)
     classes, palette = grid_data.classes, grid_data.palette
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i]) for i in range(len(classes))]
