@@ -74,8 +74,9 @@ def execute(
                 result = job(spec["config"], run_dir, train_dir, wandb_sink.LoggingProgress(progress, wb))
         except signals.Interrupted as stop:
             wandb_sink.end_run(wb, None, train_dir, stopped=True)
-            where = stop.where or "before its training started"
-            raise signals.Interrupted(stop.signum, f"{spec['id']} ({_label(spec)}) at {where}") from None
+            # no step: stopped while loading, building or evaluating (what was saved is kept, the rest reruns)
+            where = f"at {stop.where}" if stop.where else "outside its training steps"
+            raise signals.Interrupted(stop.signum, f"{spec['id']} ({_label(spec)}) {where}") from None
         except Exception as exc:  # recorded; the study goes on
             message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
             record = {**base, "status": "failed", "error": message, "traceback": traceback.format_exc()}
