@@ -266,6 +266,19 @@ def test_context_large_generalised_identity_init():
     assert torch.allclose(noisy(x), x, atol=0.1) and not torch.allclose(noisy(x), x, atol=1e-4)
 
 
+
+def test_context_large_with_bn_starts_as_the_basic_module_with_bn():
+    """With BN, the block identity survives only if BN's scale starts at C / c_out: the large module at zero noise
+    then computes what the basic one does (without it, the last 1x1 summed 32 unit copies: 32x the basic output)."""
+    torch.manual_seed(0)
+    dilations = [1, 1, 2, 4, 8, 16, 1]
+    x = torch.randn(4, 3, 20, 20)
+    basic = ContextModule(3, dilations, "basic", bn=True).train()
+    large = ContextModule(3, dilations, "large", init_noise=0.0, bn=True).train()
+    ref = basic(x)
+    assert ref.abs().mean() > 0.1
+    assert torch.allclose(large(x), ref, rtol=0.02, atol=0.02)  # BN eps: the scaled copies have a smaller variance
+
 # ---------------------------------------------------------------------------------------------------- HDC
 def test_gridding_rule():
     assert gridding_problem([1, 2, 5]) is None

@@ -8,7 +8,9 @@ init this head computes exactly what the ``none`` head computes, and training ca
 front end, a bare 1x1 conv (``front_end: project``), is kept to show why it fell below the baseline (Yu & Koltun
 Table 3 reduced: front end 49.84, + context 25.37): its output is signed, the module's first ReLU drops every
 negative value, so at init the model is the FCN with half of its features cut off, and the identity-initialised
-3x3 convs, with no normalisation, train slowly out of it."""
+3x3 convs, with no normalisation, train slowly out of it. With the paper's C = 21 the fcn front end is still a
+21-channel bottleneck, and the plain module trained end to end barely moves from it (reduced Table 3 on the bars,
+seed 0: none(1024) 63.0, none(21) 54.4, + basic 56.5 mIoU); ``bn: true`` trains it out (+ basic 74.3)."""
 
 from __future__ import annotations
 

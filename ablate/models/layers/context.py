@@ -52,7 +52,8 @@ def identity_init_(conv: nn.Conv2d, classes: int, noise: float = 0.0) -> None:
 
 class ContextModule(nn.Module):
     """The C -> C module of Table 1 (``variant`` basic or large), identity-initialised; with ``bn``, BN after each
-    3x3 conv (then it is the identity only up to BN's normalisation)."""
+    3x3 conv (then it is the identity only up to BN's normalisation, and the large module at zero noise computes
+    what the basic one does)."""
 
     def __init__(self, classes: int, dilations: list[int], variant: str = "basic", init_noise: float = 0.0,
                  bn: bool = False):
@@ -66,7 +67,14 @@ class ContextModule(nn.Module):
         for d, cout in zip(dilations, widths, strict=True):
             conv = AtrousConv2d(cin, cout, 3, d) if d > 1 else nn.Conv2d(cin, cout, 3, padding=1)
             identity_init_(conv, classes, noise)
-            layers += [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)] if bn else [conv, nn.ReLU(inplace=True)]
+            if bn:
+                # BN's scale starts at the block identity's C / c_out: BN would undo the conv's scaling, and the last
+                # 1x1 would then sum c / C unit copies (32x the input in the large module: every seed diverged)
+                norm = nn.BatchNorm2d(cout)
+                nn.init.constant_(norm.weight, classes / cout)
+                layers += [conv, norm, nn.ReLU(inplace=True)]
+            else:
+                layers += [conv, nn.ReLU(inplace=True)]
             cin = cout
         last = nn.Conv2d(cin, classes, 1)
         identity_init_(last, classes, noise)
