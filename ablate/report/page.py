@@ -52,7 +52,8 @@ def git_state(path: Path) -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            # the code's state: the committed tables and reports under results/ change with every run
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)results"],
             cwd=path,
             capture_output=True,
             text=True,

@@ -3,6 +3,7 @@ prediction, as the evaluation scored it (``runs/<id>/predictions.npz``)."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ def plot(d: PlotData, out: Path) -> None:
     side = min(1.7, PAGE_INCHES / cols)
     # titles wrapped to their panel's width (a 7-pt character is about 0.6 x 7 pt wide): long axis labels of
     # narrow panels otherwise run into their neighbours
-    titles = [textwrap.fill(title, max(6, int(side * 72 / (0.6 * 7)))) for title, _ in grid_data.rows[0]]
+    titles = [_wrap(title, max(6, int(side * 72 / (0.6 * 7)))) for title, _ in grid_data.rows[0]]
     extra = 0.11 * (max(t.count("\n") for t in titles))  # inches for the title lines beyond the first
     fig, grid = plt.subplots(n, cols, figsize=(side * cols, (side + 0.05) * n + 0.6 + extra), squeeze=False)
     for r, panels in enumerate(grid_data.rows):
@@ -100,3 +101,18 @@ def plot(d: PlotData, out: Path) -> None:
     fig.legend(handles, classes, loc="lower center", ncol=min(len(classes), 8), fontsize=7, frameon=False)
     finish(fig, out, "Predictions on fixed validation images (first finished seed of each configuration)", 9,
             rect=(0, 0.05, 1, 1))  # fmt: skip
+
+
+def _wrap(title: str, width: int) -> str:
+    """``title`` in lines of at most ``width`` characters, broken at spaces or after ``,``, ``=`` and ``(`` (an
+    axis label such as ``head=aspp(rates=(2,4,5))`` has no spaces: a plain fill would leave a lone ``)``)."""
+    lines: list[str] = []
+    for word in textwrap.wrap(title, width, break_long_words=False) or [""]:
+        line = ""
+        for token in re.split(r"(?<=[,=(])", word):
+            if line and len(line) + len(token) > width:
+                lines.append(line)
+                line = ""
+            line += token
+        lines += textwrap.wrap(line, width) or [""]  # a token longer than the panel: cut where it must
+    return "\n".join(lines)

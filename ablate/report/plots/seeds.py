@@ -14,6 +14,7 @@ def plot(d: PlotData, out: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(min(PAGE_INCHES, 9.0), 0.36 * len(s) + 1.5))
     labels = []
+    marks: list[tuple[float, int, int, bool]] = []  # (value, row, seed, outlier): numbered once the x range is known
     for i, (_, row) in enumerate(s.iterrows()):
         y = len(s) - 1 - i  # the table's first row on top
         labels.append(d.label(row) + (" (baseline)" if row.get("baseline") else ""))
@@ -25,8 +26,7 @@ def plot(d: PlotData, out: Path) -> None:
             red = int(seed) in flagged
             ax.scatter(v, y, s=30 if red else 18, color=OUTLIER if red else colour, alpha=0.95 if red else 0.6,
                        lw=0, zorder=3)  # fmt: skip
-            ax.annotate(str(int(seed)), (v, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=6,
-                        color=OUTLIER if red else "#555")  # fmt: skip
+            marks.append((v, y, int(seed), red))
         if row["n"] == 0:
             ax.annotate("no finished run", (0.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=7,
                         color=OUTLIER)  # fmt: skip
@@ -39,6 +39,22 @@ def plot(d: PlotData, out: Path) -> None:
             ax.axvline(mean, color="#444", ls="--", lw=0.8, zorder=1)
     ax.set_yticks(range(len(s)), list(reversed(labels)), fontsize=7)
     ax.set_ylim(-0.7, len(s) - 0.3)
+    _number_seeds(ax, marks, fig.dpi)
     ax.set_xlabel(f"{d.title} (%)")
     ax.grid(alpha=0.3, axis="x")
     finish(fig, out, f"{d.title} of every seed (numbered; red: outlier; bar: mean ± std; dashed: the baseline)")
+
+
+def _number_seeds(ax, marks: list[tuple[float, int, int, bool]], dpi: float) -> None:
+    """Each dot's seed number above it, or below where the label above would touch its neighbour's (seeds a few
+    hundredths of a point apart have their dots on top of each other)."""
+    gap = 9 * dpi / 72  # about two digits of the 6-pt font, in display pixels
+    ax.get_xlim()  # settles the autoscaled x range, which transData reads
+    for y in {m[1] for m in marks}:
+        last = {5: -math.inf, -4: -math.inf}  # label offset (points) -> x of the last label placed there
+        for v, _, seed, red in sorted(m for m in marks if m[1] == y):
+            x = ax.transData.transform((v, y))[0]
+            dy = 5 if x - last[5] >= gap or x - last[-4] < gap and last[5] <= last[-4] else -4
+            last[dy] = x
+            ax.annotate(str(seed), (v, y), xytext=(0, dy), textcoords="offset points", ha="center", fontsize=6,
+                        va="bottom" if dy > 0 else "top", color=OUTLIER if red else "#555")  # fmt: skip
