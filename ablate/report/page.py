@@ -87,7 +87,8 @@ def write_report(loaded: Any, table: ComparisonTable, root: Path, results: Path)
     report is always written. ``loaded`` is the ``LoadedStudy``."""
     study = loaded.study
     axes = list(study.axes)
-    values = {a: [format_value(v) for v in vals] for a, vals in study.axes.items()}
+    # each value once: a zipped axis repeats its values (scales [1], MS, MS zipped with flip F, F, T)
+    values = {a: list(dict.fromkeys(format_value(v) for v in vals)) for a, vals in study.axes.items()}
     files = root / FILES
     files.mkdir(parents=True, exist_ok=True)
     data = PlotData(table=table, axes=axes, values=values, root=root)
