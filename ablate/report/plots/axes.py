@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ablate.report.plots.common import OUTLIER, PAGE_INCHES, PlotData, finish, pyplot, tick_labels
+from ablate.report.plots.common import OUTLIER, PAGE_INCHES, PlotData, finish, pyplot, slanted, tick_labels
 
 
 def _numeric(values: list[str]) -> bool:
@@ -36,7 +36,12 @@ def plot(d: PlotData, out: Path) -> None:
     plt = pyplot()
     widths, per_row = _layout(d)
     rows = math.ceil(len(d.axes) / per_row)
-    fig = plt.figure(figsize=(min(PAGE_INCHES, sum(widths[:per_row])), 3.6 * rows))
+    # a legend of more than a few combinations goes below its panel (inside it covered the points), its lines
+    # added to the row's height
+    keys = max((s.groupby([a for a in d.axes if a != axis], sort=False).ngroups for axis in d.axes if len(d.axes) > 1),
+               default=0)  # fmt: skip
+    below = keys > 3
+    fig = plt.figure(figsize=(min(PAGE_INCHES, sum(widths[:per_row])), (3.6 + (0.16 * keys if below else 0)) * rows))
     grid = fig.add_gridspec(rows, per_row, width_ratios=widths[:per_row])
     for k, axis in enumerate(d.axes):
         ax = fig.add_subplot(grid[k // per_row, k % per_row])
@@ -77,11 +82,15 @@ def plot(d: PlotData, out: Path) -> None:
             key = key if isinstance(key, tuple) else (key,)
             ax.plot([], [], "o", color=colour, label=" ".join(
                 f"{d.short[o]}={d.table.name(o, str(v))}" for o, v in zip(others, key, strict=True)) or d.title)
-        tick_labels(ax, [d.table.name(axis, v) for v in order])
+        names = [d.table.name(axis, v) for v in order]
+        tick_labels(ax, names)
         ax.set_xlim(-0.6, len(order) - 0.4)
         ax.set_xlabel(d.short[axis])
         ax.set_ylabel(f"{d.title} (%)")
         ax.grid(alpha=0.3, axis="y")
-        if others:
+        if others and below:
+            drop = 0.2 + (0.012 * max(map(len, names)) if slanted(names) else 0)  # clear of slanted tick labels
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -drop))
+        elif others:
             ax.legend(fontsize=7, loc="best")
     finish(fig, out, f"{d.title} vs each axis: mean ± std over seeds (dots: the seeds; red: an outlier seed)")

@@ -111,12 +111,17 @@ def finish(fig, out: Path, title: str, fontsize: int = 10, rect: tuple | None = 
     plt.close(fig)
 
 
+def slanted(labels: list[str]) -> bool:
+    """Whether ``tick_labels`` slants these x labels (long or many)."""
+    return max(map(len, labels), default=0) * len(labels) > 48
+
+
 def tick_labels(ax, labels: list[str], axis: str = "x") -> None:
     """Category labels that do not overlap: slanted when they are long or many."""
     positions = range(len(labels))
     if axis == "y":
         ax.set_yticks(positions, labels)
         return
-    slant = max(map(len, labels), default=0) * len(labels) > 48
+    slant = slanted(labels)
     ax.set_xticks(positions, labels, rotation=30 if slant else 0, ha="right" if slant else "center",
                   rotation_mode="anchor")  # fmt: skip
