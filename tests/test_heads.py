@@ -266,7 +266,6 @@ def test_context_large_generalised_identity_init():
     assert torch.allclose(noisy(x), x, atol=0.1) and not torch.allclose(noisy(x), x, atol=1e-4)
 
 
-
 def test_context_large_with_bn_starts_as_the_basic_module_with_bn():
     """With BN, the block identity survives only if BN's scale starts at C / c_out: the large module at zero noise
     then computes what the basic one does (without it, the last 1x1 summed 32 unit copies: 32x the basic output)."""
@@ -278,6 +277,7 @@ def test_context_large_with_bn_starts_as_the_basic_module_with_bn():
     ref = basic(x)
     assert ref.abs().mean() > 0.1
     assert torch.allclose(large(x), ref, rtol=0.02, atol=0.02)  # BN eps: the scaled copies have a smaller variance
+
 
 # ---------------------------------------------------------------------------------------------------- HDC
 def test_gridding_rule():

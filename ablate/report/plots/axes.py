@@ -36,18 +36,21 @@ def plot(d: PlotData, out: Path) -> None:
     plt = pyplot()
     widths, per_row = _layout(d)
     rows = math.ceil(len(d.axes) / per_row)
+    # per axis, the combinations of the other axes: one colour each
+    grouped = {}
+    for axis in d.axes:
+        others = [a for a in d.axes if a != axis]
+        grouped[axis] = (others, list(s.groupby(others, sort=False)) if others else [((), s)])
     # a legend of more than a few combinations goes below its panel (inside it covered the points), its lines
     # added to the row's height
-    keys = max((s.groupby([a for a in d.axes if a != axis], sort=False).ngroups for axis in d.axes if len(d.axes) > 1),
-               default=0)  # fmt: skip
+    keys = max(len(groups) for others, groups in grouped.values() if others) if len(d.axes) > 1 else 0
     below = keys > 3
     fig = plt.figure(figsize=(min(PAGE_INCHES, sum(widths[:per_row])), (3.6 + (0.16 * keys if below else 0)) * rows))
     grid = fig.add_gridspec(rows, per_row, width_ratios=widths[:per_row])
     for k, axis in enumerate(d.axes):
         ax = fig.add_subplot(grid[k // per_row, k % per_row])
         order = d.values[axis]
-        others = [a for a in d.axes if a != axis]
-        groups = list(s.groupby(others, sort=False)) if others else [((), s)]
+        others, groups = grouped[axis]
         step = 0.7 / max(1, len(groups))
         for i, (key, g) in enumerate(groups):
             shift = (i - (len(groups) - 1) / 2) * step
