@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import PositiveInt
 
 from ablate.data.base import DATASETS
-from ablate.data.folder import PairedFolderData
+from ablate.data.folder import PairedFiles, PairedFolderData
 
 # objectInfo150 (first name of each class), in annotation order 1..150
 CLASSES = (
@@ -31,6 +30,7 @@ CLASSES = (
 )  # fmt: skip
 assert len(CLASSES) == 150
 
+ADE = "ADEChallengeData2016"
 LUT = np.full(256, 255, np.uint8)
 LUT[1:151] = np.arange(150, dtype=np.uint8)
 
@@ -45,12 +45,6 @@ class ADE20KData(PairedFolderData):
     crop_size: PositiveInt = 473
 
     classes: ClassVar[tuple[str, ...]] = CLASSES
-    LAYOUT: ClassVar[str] = (
-        "ROOT/ADEChallengeData2016/images/{training,validation}/*.jpg and "
-        "ROOT/ADEChallengeData2016/annotations/{training,validation}/*.png"
+    FILES: ClassVar[PairedFiles] = PairedFiles(
+        f"{ADE}/images", f"{ADE}/annotations", ".jpg", ".png", LUT, "an ADE20K annotation PNG"
     )
-    IMAGES, LABELS, IMAGE_GLOB = "ADEChallengeData2016/images", "ADEChallengeData2016/annotations", "*.jpg"
-    LUT, LABEL_KIND = LUT, "an ADE20K annotation PNG"
-
-    def label_name(self, image: Path) -> str:
-        return f"{image.stem}.png"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import PositiveInt
 
 from ablate.data.base import DATASETS
-from ablate.data.folder import PairedFolderData
+from ablate.data.folder import PairedFiles, PairedFolderData
 
 CLASSES = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
@@ -34,12 +33,6 @@ class CityscapesData(PairedFolderData):
     crop_size: PositiveInt = 769
 
     classes: ClassVar[tuple[str, ...]] = CLASSES
-    LAYOUT: ClassVar[str] = (
-        "ROOT/leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png and "
-        "ROOT/gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png"
+    FILES: ClassVar[PairedFiles] = PairedFiles(
+        "leftImg8bit", "gtFine", "_leftImg8bit.png", "_gtFine_labelIds.png", LUT, "a gtFine labelIds PNG", sub="<city>/"
     )
-    IMAGES, LABELS, IMAGE_GLOB = "leftImg8bit", "gtFine", "*/*_leftImg8bit.png"
-    LUT, LABEL_KIND = LUT, "a gtFine labelIds PNG"
-
-    def label_name(self, image: Path) -> str:
-        return image.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 import numpy as np
 from PIL import Image
@@ -63,7 +63,7 @@ class FolderSource:
 
 
 class FolderData(DataSpec):
-    """A data set under a root folder. Subclasses give ``LAYOUT`` (the expected layout, for errors),
+    """A data set under a root folder. Subclasses give ``layout()`` (the expected layout, for errors),
     ``required(split)`` (paths the root must hold for that split) and ``source``."""
 
     root: str | None = None
@@ -73,7 +73,9 @@ class FolderData(DataSpec):
     max_train: PositiveInt | None = None  # first N training images only (smoke tests, reduced runs)
     max_val: PositiveInt | None = None  # first N validation images only
 
-    LAYOUT: ClassVar[str] = ""
+    @classmethod
+    def layout(cls) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     @property
     def crop(self) -> int:
@@ -99,7 +101,7 @@ class FolderData(DataSpec):
         raise DataRootError(
             f"data.root: no root folder for data set '{self.name}': set data.root in the recipe (or --set "
             f"data.root=PATH), or the environment variable {var} (or ABLATE_DATA_ROOT, which holds {self.name}/); "
-            f"expected layout: {self.LAYOUT}"
+            f"expected layout: {self.layout()}"
         )
 
     def checked_root(self, splits: tuple[str, ...]) -> Path:
@@ -108,14 +110,14 @@ class FolderData(DataSpec):
         path = self.resolve_root()
         if not path.is_dir():
             raise DataRootError(
-                f"data.root: '{path}' is not a folder (data set '{self.name}'); expected layout: {self.LAYOUT}"
+                f"data.root: '{path}' is not a folder (data set '{self.name}'); expected layout: {self.layout()}"
             )
         need = list(dict.fromkeys(p for split in splits for p in self.required(split)))
         for rel in need:
             if not (path / rel).exists():
                 raise DataRootError(
                     f"data.root: '{path}' has no {rel} (data set '{self.name}', splits {', '.join(splits)}); "
-                    f"expected layout: {self.LAYOUT}"
+                    f"expected layout: {self.layout()}"
                 )
         return path
 
@@ -128,30 +130,50 @@ class FolderData(DataSpec):
         return FolderSource(items, read_label)
 
 
+@dataclass(frozen=True)
+class PairedFiles:
+    """Where a data set keeps each image and its label: ROOT/``images``/<split>/``sub``<name>``image_suffix`` and
+    ROOT/``labels``/<split>/``sub``<name>``label_suffix``, an index PNG (``kind``, for errors) mapped to train ids
+    by ``lut``. The layout that errors print, the image glob and each label's path all come from this one record."""
+
+    images: str
+    labels: str
+    image_suffix: str
+    label_suffix: str
+    lut: np.ndarray  # 256 -> train id (255: ignored)
+    kind: str
+    sub: str = ""  # a folder level between the split and the files, e.g. "<city>/"
+
+    def layout(self, splits: tuple[str, ...]) -> str:
+        where = f"{{{','.join(splits)}}}/{self.sub}<name>"
+        return f"ROOT/{self.images}/{where}{self.image_suffix} and ROOT/{self.labels}/{where}{self.label_suffix}"
+
+    def label_of(self, image: Path, images: Path, labels: Path) -> Path:
+        """The label file of ``image`` (found under the split folder ``images``) under the split folder ``labels``."""
+        stem = image.name.removesuffix(self.image_suffix)
+        return labels / image.parent.relative_to(images) / f"{stem}{self.label_suffix}"
+
+
 class PairedFolderData(FolderData):
-    """A data set whose split folders hold the images (``IMAGES``/<split>/``IMAGE_GLOB``) and, beside them, one
-    index label PNG per image (``LABELS``/<split>/``label_name(image)``), mapped to train ids by ``LUT``."""
+    """A data set whose split folders hold the images and, beside them, one index label PNG per image, as its
+    ``FILES`` record says. The splits are the values the subclass allows for ``train_split``."""
 
-    IMAGES: ClassVar[str] = ""
-    LABELS: ClassVar[str] = ""
-    IMAGE_GLOB: ClassVar[str] = "*.png"
-    LUT: ClassVar[Any] = None  # 256 -> train id (255: ignored)
-    LABEL_KIND: ClassVar[str] = "an index PNG"
+    FILES: ClassVar[PairedFiles]
 
-    def label_name(self, image: Path) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @classmethod
+    def layout(cls) -> str:
+        return cls.FILES.layout(get_args(cls.model_fields["train_split"].annotation))
 
     def required(self, split: str) -> list[str]:
-        return [f"{self.IMAGES}/{split}", f"{self.LABELS}/{split}"]
+        return [f"{self.FILES.images}/{split}", f"{self.FILES.labels}/{split}"]
 
     def read_label(self, source: Path) -> np.ndarray:
-        return self.LUT[read_index_png(source, self.LABEL_KIND)]
+        return self.FILES.lut[read_index_png(source, self.FILES.kind)]
 
     def source(self, split: str) -> FolderSource:
         name = self.split_name(split)
         root = self.checked_root((name,))
-        images = sorted((root / self.IMAGES / name).glob(self.IMAGE_GLOB))
-        labels = root / self.LABELS / name
-        items = [(image, labels / image.parent.relative_to(root / self.IMAGES / name) / self.label_name(image))
-                 for image in images]  # fmt: skip
+        images, labels = root / self.FILES.images / name, root / self.FILES.labels / name
+        glob = f"{'*/' if self.FILES.sub else ''}*{self.FILES.image_suffix}"
+        items = [(image, self.FILES.label_of(image, images, labels)) for image in sorted(images.glob(glob))]
         return self.folder_source(limit(items, self.limit_of(split)), self.read_label)

@@ -24,6 +24,10 @@ CLASSES = (
 )  # fmt: skip
 VOC = "VOCdevkit/VOC2012"
 SBD = "benchmark_RELEASE/dataset"
+LAYOUT = (
+    f"ROOT/{VOC}/{{JPEGImages/*.jpg, SegmentationClass/*.png, ImageSets/Segmentation/{{train,val}}.txt}} and, for "
+    f"the trainaug split, ROOT/{SBD}/{{cls/*.mat, train.txt, val.txt}} (SBD)"
+)
 
 
 def read_sbd_mat(path: Path) -> np.ndarray:
@@ -68,10 +72,10 @@ class VOCData(FolderData):
     crop_size: PositiveInt = 513
 
     classes: ClassVar[tuple[str, ...]] = CLASSES
-    LAYOUT: ClassVar[str] = (
-        "ROOT/VOCdevkit/VOC2012/{JPEGImages/*.jpg, SegmentationClass/*.png, ImageSets/Segmentation/{train,val}.txt} "
-        "and, for the trainaug split, ROOT/benchmark_RELEASE/dataset/{cls/*.mat, train.txt, val.txt} (SBD)"
-    )
+
+    @classmethod
+    def layout(cls) -> str:
+        return LAYOUT
 
     def required(self, split: str) -> list[str]:
         need = [f"{VOC}/JPEGImages", f"{VOC}/SegmentationClass"]
