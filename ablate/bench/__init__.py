@@ -1,7 +1,7 @@
 """``ablate bench``: ablate's speed side by side with what researchers would use instead, on this machine, in one run.
 
-One file per measurement (its ``NAME``, the function that measures and the ``markdown`` of its section), run in the
-order of ``SECTIONS``; each is a dict in ``bench.json`` and a section of ``bench.md``:
+One file per measurement (the function that measures), run in the order of ``SECTIONS``; each is a dict in
+``bench.json`` and a section of ``bench.md``, which one Jinja2 template writes (``templates/bench.md.j2``):
 
 1. ``step``: one training step of ablate's DeepLabv3 vs torchvision's and smp's (``ablate.bench.step``);
 2. ``loop``: the whole training loop vs a bare PyTorch loop (``ablate.bench.loop``);

@@ -12,9 +12,6 @@ from torch import nn
 from ablate.bench.common import BenchConfig
 from ablate.bench.gemm import machine_gemm_peak
 from ablate.bench.models import _batch, _train_step_fn, ablate_deeplabv3, ablate_sgd, step_flops, time_step
-from ablate.core.text import markdown_table
-
-NAME = "flops"
 
 
 def nominal_step_flops(model: nn.Module, x, y) -> float:
@@ -127,70 +124,3 @@ def bench_flops(cfg: BenchConfig, step: dict[str, Any]) -> dict[str, Any]:
         "achieved_gflops_fp32_compiled": round(flops / compiled / 1e9, 1),
         "fp32_compiled_share_of_fp32_peak": round(flops / compiled / peak32, 3),
     })  # fmt: skip
-
-
-def _engine_lines(fl: dict[str, Any]) -> list[str]:
-    by = fl.get("gemm_gflops_by_engine")
-    if not by:
-        return []
-    parts = [f"{dt}: " + ", ".join(f"{e} {v}" for e, v in engines.items()) for dt, engines in by.items()]
-    return [
-        f"GEMM peak: the faster of two engines for the same n x n x n product (GFLOP/s; `matmul` = `a @ b`, on CPU "
-        f"fp32 the BLAS; `conv1x1` = a 1x1 convolution, on CPU oneDNN, the library of the model's convolutions), "
-        f"best over n = {', '.join(map(str, fl['gemm_n']))}: {'; '.join(parts)}. bf16 peak / fp32 peak "
-        f"{fl['gemm_peak_gflops_bf16'] / fl['gemm_peak_gflops_fp32']:.2f}x (where the convolutions are most of a step, "
-        f"its bf16 speed-up over fp32 cannot go much beyond this ratio; CPUs without bf16 matrix units such as AMX "
-        f"have about 2x).",
-        "",
-    ]
-
-
-def _breakdown_lines(b: dict[str, Any] | None) -> list[str]:
-    if not b:
-        return []
-    others = ", ".join(f"{name.removeprefix('aten::')} {ms} ms" for name, ms in b["other_top_ms"].items())
-    return [
-        f"Where the {b.get('precision', 'fp32')} step goes (profiled step, {b['step_s_profiled']:.3f} s): the "
-        f"convolutions (forward, both gradients) {b['conv_s']:.3f} s = {100 * b['conv_share_of_step']:.0f}% of the "
-        f"step, at {b['conv_gflops']} GFLOP/s = **{100 * b['conv_share_of_peak']:.0f}% of the "
-        f"{b.get('precision', 'fp32')} GEMM peak**; the rest is other ops, the largest {others}.",
-        "",
-    ]
-
-
-def markdown(fl: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
-    lines = [
-        "## 4. Achieved FLOP/s vs the GEMM peak",
-        "",
-        markdown_table([
-            ["fp32", fl["gemm_peak_gflops_fp32"], fl["step_s_fp32"], fl["achieved_gflops_fp32"],
-             fl["fp32_share_of_fp32_peak"]],
-            ["bf16 autocast", fl["gemm_peak_gflops_bf16"], fl["step_s_bf16"], fl["achieved_gflops_bf16"],
-             fl["bf16_share_of_bf16_peak"]],
-        ] + ([
-            [f"fp32, torch.compile (compile {fl['compile_s']} s)", fl["gemm_peak_gflops_fp32"],
-             fl["step_s_fp32_compiled"], fl["achieved_gflops_fp32_compiled"], fl["fp32_compiled_share_of_fp32_peak"]],
-        ] if "step_s_fp32_compiled" in fl else []), ["", "GEMM peak GFLOP/s", "step s", "achieved GFLOP/s",
-                                                     "share of peak"]),
-        f"{fl['gflop_per_step']} GFLOP per step (the products computed); bf16 speed-up over fp32 "
-        f"**{fl['bf16_speedup']}x** (target {fl['target']}).",
-        "",
-    ] + _engine_lines(fl) + [
-        f"Counted as the usual convention does (model FLOPs, as in MFU: every tap of every conv as a plain conv "
-        f"runs it, including the ASPP taps that only read padding): {fl['gflop_per_step_nominal']} GFLOP per "
-        f"step, share of peak fp32 {fl['fp32_share_nominal']}, bf16 {fl['bf16_share_nominal']}.",
-        "",
-    ] + _breakdown_lines(fl.get("fp32_breakdown")) + _breakdown_lines(fl.get("bf16_breakdown")) + ([
-        f"The convolutions alone, bf16 vs fp32: **{fl['conv_bf16_speedup']}x** faster.", "",
-    ] if "conv_bf16_speedup" in fl else [])  # fmt: skip
-    st = report.get("study")
-    if st and "bf16" in st:
-        b = st["bf16"]
-        lines += [
-            f"Study in bf16: {b['wall_s']} s; mIoU mean bf16 {b['miou_bf16_mean']} vs fp32 {b['miou_fp32_mean']} "
-            f"(Δ {b['delta']}, fp32 seed std {b['fp32_seed_std_mean']}): within seed spread: "
-            f"**{b['within_seed_spread']}**.",
-            "",
-        ]
-    return lines

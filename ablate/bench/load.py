@@ -13,8 +13,6 @@ from typing import Any
 from ablate.bench.common import BenchConfig
 from ablate.bench.study import _python_env, _run_study, _study_records
 
-NAME = "load"
-
 
 def _one_run_study(folder: Path, recipe: Path, steps: int, name: str) -> Path:
     path = folder / f"{name}.yaml"
@@ -68,22 +66,3 @@ def bench_load(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
         out["study"] = str(cfg.study)
         out["j2_over_j1"] = round(out["study_j2_s"] / out["study_j1_s"], 3)
     return out
-
-
-def markdown(ld: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
-    lines = [
-        "## 6. Sharing the machine",
-        "",
-        f"Two one-run studies ({ld['steps']} steps each) started together vs one alone: training "
-        f"{ld['together_train_s']} s vs {ld['alone_train_s']} s alone, **{ld['train_ratio']}x** ({ld['target']}); "
-        f"wall {ld['together_wall_s']} s vs {ld['alone_wall_s']} s, {ld['wall_ratio']}x.",
-        "",
-    ]
-    if "study_j1_s" in ld:
-        lines += [
-            f"`ablate run {ld['study']}`: -j 1 {ld['study_j1_s']} s, -j 2 {ld['study_j2_s']} s "
-            f"(**{ld['j2_over_j1']}x** the time of -j 1).",
-            "",
-        ]
-    return lines

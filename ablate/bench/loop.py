@@ -16,8 +16,6 @@ import torch.nn.functional as F
 
 from ablate.bench.common import BenchConfig, _best
 
-NAME = "loop"
-
 
 def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     """ablate's ``train`` vs a bare loop: same recipe, model, data, optimiser, schedule, batches."""
@@ -155,38 +153,3 @@ def _interleaved_probe(
         "checkpoint_ms": round((statistics.mean(ours[s] for s in saves) - step) * 1e3, 1) if saves else None,
         "checkpoints": len(saves),
     }
-
-
-def _probe_lines(probe: dict[str, Any] | None) -> list[str]:
-    if not probe:
-        return []
-    return [
-        "",
-        "Where the difference goes (one ablate run with one bare step right after each of its steps, medians): "
-        f"ablate step {probe['ablate_step_ms']} ms (the model step plus the loop's own work: Fabric's wrappers, the "
-        f"loss buffer, the curve) vs bare step {probe['bare_step_ms']} ms: "
-        f"**+{probe['overhead_ms_per_step']} ms per step** "
-        f"({100 * probe['overhead_share']:.1f}%); each of the {probe['checkpoints']} checkpoint saves "
-        f"+{probe['checkpoint_ms']} ms.",
-    ]
-
-
-def markdown(lp: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
-    lines = [
-        f"## 2. Whole training loop vs a bare PyTorch loop ({lp['recipe']}, {lp['steps']} steps)",
-        "",
-        f"Block-interleaved (one ablate training running {lp['block_steps']} bare-loop steps after each "
-        f"{lp['block_steps']} of its own, so both see the same machine speed; each side's fixed costs "
-        f"included), median of {len(lp['blocks'])} runs: **{lp['ratio']}x** (target {lp['target']}); runs "
-        + ", ".join(f"{b['ablate_s']} s / {b['bare_s']} s = {b['ratio']}" for b in lp["blocks"])
-        + ".",
-        "",
-        f"Back to back (separate runs, order alternating; the machine's speed changes between runs count "
-        f"here): median of {len(lp['pair_ratios'])} pairs bare {lp['bare_s']} s, ablate {lp['ablate_s']} s; "
-        f"median pair ratio {lp['pairs_ratio']}x, pair ratios {lp['pair_ratios']}; best ablate / best bare "
-        f"{lp['ratio_of_best']}x; all timings {lp['all_s']}",
-        *_probe_lines(lp.get("interleaved")),
-        "",
-    ]
-    return lines

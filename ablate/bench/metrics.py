@@ -10,8 +10,6 @@ import torch
 from ablate.bench.common import BenchConfig, _best, _device, _sync
 from ablate.core.machine import available_cores
 
-NAME = "metrics"
-
 
 def bench_metrics(cfg: BenchConfig) -> dict[str, Any]:
     from torchmetrics.classification import MulticlassJaccardIndex
@@ -73,24 +71,3 @@ def bench_crf(cfg: BenchConfig) -> dict[str, Any]:
         }
     except Exception as exc:  # noqa: BLE001 - report, do not fail the whole bench
         return {"available": False, "reason": f"error: {type(exc).__name__}: {exc}"}
-
-
-def markdown(mt: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
-    lines = [
-        "## 5. Metric update and dense CRF",
-        "",
-        f"Confusion-matrix update ({mt['tensors']}): ablate {mt['ablate_update_ms']} ms, torchmetrics "
-        f"MulticlassJaccardIndex {mt['torchmetrics_jaccard_update_ms']} ms: **{mt['ratio']}x**.",
-        "",
-    ]
-    cr = report.get("crf")
-    if cr and cr.get("available"):
-        lines += [
-            f"Dense CRF ({cr['images']}): one worker {cr['one_worker_s']} s, {cr['workers']} workers "
-            f"{cr['pool_s']} s: **{cr['speedup']}x**.",
-            "",
-        ]
-    elif cr:
-        lines += [f"Dense CRF: {cr['reason']}", ""]
-    return lines

@@ -1,4 +1,4 @@
-"""Run the bench's sections and write OUT/bench.json and OUT/bench.md."""
+"""Run the bench's sections and write OUT/bench.json and OUT/bench.md (from the Jinja2 template in ``templates/``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
 from ablate.bench import flops, load, loop, metrics, step, study
 from ablate.bench.common import BenchConfig, _jsonable, machine
+from ablate.core.text import markdown_table
 
 SECTIONS = ("step", "flops", "loop", "study", "metrics", "crf", "load")
 
@@ -34,23 +37,32 @@ def _measure(name: str, cfg: BenchConfig, report: dict[str, Any], tmp: Path) -> 
     return load.bench_load(cfg, tmp)
 
 
+def _step_cells(row: dict[str, Any]) -> list[Any]:
+    """A row of section 1's table; a peer that could not be built shows its error instead of timings."""
+    if "error" in row:
+        return [row["model"], "error", row["error"], "", "", ""]
+    return [row["model"], row["format"], row["optimizer"], row["step_s"], row["images_per_s"], row["gflop_per_step"]]
+
+
+def _percent(share: float, digits: int = 0) -> str:
+    """``0.824`` -> ``82``: a share written as a percentage (the ``%`` sign is the template's)."""
+    return f"{100 * share:.{digits}f}"
+
+
+_ENV = Environment(
+    loader=PackageLoader("ablate.bench"),
+    undefined=StrictUndefined,  # a figure bench.json lacks is an error, not a blank in bench.md
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.globals["markdown_table"] = markdown_table
+_ENV.filters.update(step_cells=_step_cells, percent=_percent)
+
+
 def to_markdown(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    lines = [
-        "# ablate bench",
-        "",
-        f"Command: `{report['command']}`  ",
-        f"Machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), torch {m['torch']}, "
-        f"{m['torch_threads']} threads, GPU: {m['gpu'] or 'none'}, AVX-512 BF16: {m['avx512_bf16']}  ",
-        f"Load average at start {tuple(round(x, 2) for x in m['load_avg_start'])}, "
-        f"at end {tuple(round(x, 2) for x in report['load_avg_end'])}; total {report['total_s']} s"
-        + (" (quick mode: figures are not meaningful)" if report["quick"] else ""),
-        "",
-    ]
-    for section in (step, loop, study, flops, metrics, load):
-        if report.get(section.NAME):
-            lines += section.markdown(report[section.NAME], report)
-    return "\n".join(lines)
+    """bench.md (less the file's last newline, which ``run_bench`` adds) from ``report`` as bench.json holds it."""
+    # every paragraph of the template ends with a blank line: the last one's is not part of the text
+    return _ENV.get_template("bench.md.j2").render(report=report).removesuffix("\n")
 
 
 def run_bench(cfg: BenchConfig, sections: tuple[str, ...] = SECTIONS, log: Callable[[str], None] = print) -> dict:

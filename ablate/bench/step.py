@@ -9,9 +9,6 @@ import torch
 
 from ablate.bench.common import BenchConfig, _best
 from ablate.bench.models import PEERS, _batch, _train_step_fn, ablate_deeplabv3, ablate_sgd, step_flops, torch_sgd
-from ablate.core.text import markdown_table
-
-NAME = "step"
 
 
 def bench_step(cfg: BenchConfig) -> dict[str, Any]:
@@ -61,20 +58,3 @@ def bench_step(cfg: BenchConfig) -> dict[str, Any]:
         "ratio_to_fastest_peer": round(ablate_default["step_s"] / fastest["step_s"], 3) if fastest else None,
         "target": "<= 1.0",
     }
-
-
-def markdown(s: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
-    lines = [
-        f"## 1. Training step, DeepLabv3 ResNet-50 OS16 ASPP 6/12/18, batch {s['batch']}, {s['size']} px",
-        "",
-    ]
-    rows = [
-        [r["model"], "error", r["error"], "", "", ""] if "error" in r
-        else [r["model"], r["format"], r["optimizer"], r["step_s"], r["images_per_s"], r["gflop_per_step"]]
-        for r in s["rows"]
-    ]  # fmt: skip
-    lines.append(markdown_table(rows, ["model", "format", "optimizer", "s/step", "images/s", "GFLOP/step"]))
-    lines += [f"ablate (default, channels_last) / fastest peer ({s['fastest_peer']}): "
-              f"**{s['ratio_to_fastest_peer']}x** (target {s['target']})", ""]  # fmt: skip
-    return lines

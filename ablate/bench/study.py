@@ -14,8 +14,6 @@ from typing import Any
 
 from ablate.bench.common import BenchConfig, _best
 
-NAME = "study"
-
 
 def _python_env(src: Path | None) -> dict[str, str]:
     """The environment of a study run by the code in ``src`` (None: the installed ablate)."""
@@ -141,23 +139,3 @@ def _compare_miou(fp32: dict[str, list[float]], bf16: dict[str, list[float]]) ->
         "within_seed_spread": bool(abs(delta) <= spread),
         "miou_bf16": {k: [round(v, 2) for v in vs] for k, vs in bf16.items()},
     }
-
-
-def markdown(st: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    """This section of bench.md (``report``: the whole bench, for figures other sections measured)."""
-    lines = [
-        f"## 3. Study wall time vs its runs ({st['study']}, --set {st['sets'] or 'none'})",
-        "",
-        f"`ablate run` in a fresh process: {st['wall_s']} s for {st['runs']} runs ({st['failed']} failed); "
-        f"training {st['train_s']} s + evaluation {st['eval_s']} s; overhead {st['overhead_s']} s, "
-        f"**{st['fixed_cost_per_run_s']} s per run** ({st['target']}); wall / (train + eval) "
-        f"{st['wall_over_runs']}x.",
-        "",
-        f"Parts: process start + imports {st['cold_start_and_imports_s']} s (once per study), model build "
-        f"{st['model_build_s']} s, synthetic data {st['data_setup_s_first']} s first, "
-        f"{st['data_setup_s_cached']} s cached (later runs).",
-        "",
-    ]
-    if "before" in st:
-        lines += [f"Before (`{st['before']['ref']}`): {st['before']['wall_s']} s; now {st['wall_s']} s.", ""]
-    return lines
