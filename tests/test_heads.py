@@ -295,7 +295,20 @@ def test_hdc_warns_when_pattern_grids():
     with warnings.catch_warnings():
         warnings.simplefilter("error", GriddingWarning)
         head = build_head(HDCParams(rates=[1, 2, 5], repeats=2, channels=4), 4)
-    assert [layer[0].dilation[0] for layer in head.layers] == [1, 2, 5, 1, 2, 5]
+    assert [m.dilation[0] for m in head.layers.modules() if isinstance(m, nn.Conv2d)] == [1, 2, 5, 1, 2, 5]
+
+
+def test_residual_hdc_starts_as_its_first_layer():
+    """Each later layer is relu(x + BN(conv(x))) with BN's scale at 0: at init the cascade passes the first layer's
+    (non-negative) output through unchanged, in training and in eval mode; the plain cascade does not."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 12, 12)
+    for train in (True, False):
+        head = build_head(HDCParams(rates=[1, 2, 5], repeats=2, channels=6), 4).train(train)
+        first = head.layers[0](x)
+        torch.testing.assert_close(head(x), first, rtol=0, atol=0)
+        plain = build_head(HDCParams(rates=[1, 2, 5], repeats=2, channels=6, residual=False), 4).train(train)
+        assert not torch.allclose(plain(x), plain.layers[0](x))
 
 
 def test_hdc_pattern_covers_the_receptive_field_without_holes():
@@ -303,7 +316,8 @@ def test_hdc_pattern_covers_the_receptive_field_without_holes():
     def holes(rates):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GriddingWarning)
-            head = build_head(HDCParams(rates=rates, repeats=1, channels=1), 1).eval()
+            # the plain cascade: the taps' union is the pattern's (the residual form adds shortcuts, not taps)
+            head = build_head(HDCParams(rates=rates, repeats=1, channels=1, residual=False), 1).eval()
         for m in head.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.constant_(m.weight, 1.0)

@@ -1,7 +1,8 @@
 """Hybrid dilated convolution (Wang et al., "Understanding Convolution for Semantic Segmentation", arXiv:1702.08502).
 
 A cascade of 3x3 dilated conv-BN-ReLU layers whose dilations follow a rate pattern (default 1, 2, 5), repeated
-``repeats`` times, so that the union of the taps covers a square region without holes ("gridding"). The paper's
+``repeats`` times, so that the union of the taps covers a square region without holes ("gridding"). Each layer after
+the first has an identity shortcut, as the paper's rates sit in ResNet blocks (``residual``). The paper's
 rule (Sec. 3.3): the rates of a group must not share a common factor > 1, and the maximum distance between two
 non-zero taps, M_2 (M_n = r_n, M_i = max(M_{i+1} - 2 r_i, M_{i+1} - 2 (M_{i+1} - r_i), r_i)), must not exceed the
 kernel size. A pattern that breaks it builds, with a ``GriddingWarning`` (so gridding itself can be ablated); the
@@ -54,12 +55,16 @@ class HDCParams(HeadParams):
     rates: Rates = Field([1, 2, 5], description="dilation pattern of one group (warned about if it grids)")
     repeats: PositiveInt = Field(2, description="how many times the pattern is cascaded")
     channels: PositiveInt = Field(256, description="channels of every conv")
+    residual: bool = Field(True, description="every layer after the first adds its input, as in the paper's ResNet "
+                           "blocks (false: a plain cascade)")  # fmt: skip
 
     def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
         warn_gridding(self.rates, "model.head.rates")
-        convs, cin = [], in_channels
-        for _ in range(self.repeats):
-            for rate in self.rates:
-                convs.append(blocks.conv_bn_relu(cin, self.channels, 3, dilation=rate))
-                cin = self.channels
+        rates = self.rates * self.repeats
+        convs = [blocks.conv_bn_relu(in_channels, self.channels, 3, dilation=rates[0])]
+        for rate in rates[1:]:
+            if self.residual:
+                convs.append(blocks.ResidualConvBN(self.channels, rate))
+            else:
+                convs.append(blocks.conv_bn_relu(self.channels, self.channels, 3, dilation=rate))
         return blocks.named(layers=blocks.Sequential(*convs)), self.channels

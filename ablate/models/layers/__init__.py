@@ -5,7 +5,7 @@ from torch.nn import BatchNorm2d, Conv2d, Dropout, Identity, ReLU, Sequential
 
 from ablate.models.layers.atrous import AtrousConv2d
 from ablate.models.layers.context import ContextModule, identity_init_, large_widths
-from ablate.models.layers.conv import conv_bn_relu, in_format_of, separable_conv_bn_relu
+from ablate.models.layers.conv import ResidualConvBN, conv_bn_relu, in_format_of, separable_conv_bn_relu
 from ablate.models.layers.deform import DeformConv
 from ablate.models.layers.pool import Concat, ImagePooling, PyramidLevel, named
 
@@ -21,6 +21,7 @@ __all__ = [
     "ImagePooling",
     "PyramidLevel",
     "ReLU",
+    "ResidualConvBN",
     "Sequential",
     "conv_bn_relu",
     "identity_init_",

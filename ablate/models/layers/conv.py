@@ -28,3 +28,17 @@ def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1, groups
 def separable_conv_bn_relu(cin: int, cout: int, dilation: int) -> nn.Sequential:
     """Depthwise 3x3 atrous conv -> BN -> ReLU -> pointwise 1x1 conv -> BN -> ReLU (DeepLabv3+ Sec. 3.2)."""
     return nn.Sequential(conv_bn_relu(cin, cin, 3, dilation=dilation, groups=cin), conv_bn_relu(cin, cout, 1))
+
+
+class ResidualConvBN(nn.Module):
+    """relu(x + BN(conv_d(x))): a 3x3 dilated layer with an identity shortcut, as each HDC rate sits in a ResNet
+    block (Wang et al. 2018). BN's scale starts at 0 (Goyal et al., arXiv:1706.02677), so the layer starts as the
+    identity: a plain cascade of six such layers from a random init trained to a low, seed-dependent level."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.conv = conv_bn_relu(channels, channels, 3, dilation=dilation)[:2]
+        nn.init.zeros_(self.conv[1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.conv(x))
