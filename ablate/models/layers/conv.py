@@ -33,7 +33,7 @@ def separable_conv_bn_relu(cin: int, cout: int, dilation: int) -> nn.Sequential:
 class ResidualConvBN(nn.Module):
     """relu(x + BN(conv_d(x))): a 3x3 dilated layer with an identity shortcut, as each HDC rate sits in a ResNet
     block (Wang et al. 2018). BN's scale starts at 0 (Goyal et al., arXiv:1706.02677), so the layer starts as the
-    identity: a plain cascade of six such layers from a random init trained to a low, seed-dependent level."""
+    identity (a plain cascade of six conv-BN-ReLU layers from a random init trained to a low, seed-dependent level)."""
 
     def __init__(self, channels: int, dilation: int):
         super().__init__()
