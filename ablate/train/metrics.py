@@ -88,7 +88,9 @@ def boundary_band(labels: torch.Tensor, width: int) -> torch.Tensor:
     edge[:, :, :-1] |= x[:, :, :-1] != x[:, :, 1:]
     if width <= 0:
         return edge
-    band = F.max_pool2d(edge[:, None].float(), 2 * width + 1, stride=1, padding=width)[:, 0]
+    # the square window is separable: a row pass then a column pass (2k instead of k^2 reads per pixel)
+    band = F.max_pool2d(edge[:, None].float(), (2 * width + 1, 1), stride=1, padding=(width, 0))
+    band = F.max_pool2d(band, (1, 2 * width + 1), stride=1, padding=(0, width))[:, 0]
     return band > 0
 
 
