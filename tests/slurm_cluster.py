@@ -17,7 +17,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={d}/munge/munge.socket
+# cred_expire: how long a requeued job waits before it may start again (default 120 s, most of the requeue test)
+AuthInfo=socket={d}/munge/munge.socket,cred_expire=10
 SlurmctldPort={ctld_port}
 SlurmdPort={d_port}
 StateSaveLocation={d}/state
