@@ -275,6 +275,47 @@ def test_eval_output_stride_checked_before_training(tiny_study):
         preflight((r.config for r in expand(loaded)), loaded.source_of)
 
 
+def test_eval_at_a_lower_output_stride_is_training_s_function_only_denser():
+    """DeepLabv3 evaluates an OS-16 training at OS 8: on training's lattice (every other position) the OS-8 net
+    must give the OS-16 net's very numbers, in the backbone (timm's average-pool shortcut of the dilated stage
+    respaced) and after ASPP with its rates doubled."""
+    cfg = ModelConfig(backbone="test_resnet", output_stride=16,
+                      head=ASPPParams(rates=[1, 2, 3], channels=16, image_pooling=False))  # fmt: skip
+    torch.manual_seed(0)
+    trained = build_model(cfg, K)
+    for m in trained.modules():  # batch-norm statistics far from (0, 1): an eval-mode BN that is not the identity
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+    trained.eval()
+    model8 = build_eval_model(cfg, EvalConfig(output_stride=8), K, trained.state_dict())
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        feats16, feats8 = trained.backbone.body(x), model8.backbone.body(x)
+        head16, head8 = trained.head(feats16[-1]), model8.head(feats8[-1])
+    assert feats8[-1].shape[-2:] == (8, 10) and feats16[-1].shape[-2:] == (4, 5)
+    assert torch.allclose(feats8[-1][..., ::2, ::2], feats16[-1], atol=1e-5)
+    assert torch.allclose(head8[..., ::2, ::2], head16, atol=1e-5)
+    assert model8.shift == 0.5 and trained.shift == 0.0
+    # timm's own OS-8 net (adjacent-position average in the dilated stage's shortcut) is another function
+    plain = build_model(eval_model_config(cfg, EvalConfig(output_stride=8)), K)
+    plain.load_state_dict(trained.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(plain.eval().backbone.body(x)[-1][..., ::2, ::2], feats16[-1], atol=1e-2)
+
+
+def test_upsampling_keeps_training_s_anchor():
+    """Bilinear upsampling puts sample j at the centre of its cell; with ``shift`` (eval at OS 8 of an OS-16
+    training: half a sample) it sits that much further on, where the trained net's sample of that place sat."""
+    from ablate.models.layers.restride import upsample
+
+    ramp = torch.arange(10, dtype=torch.float32).view(1, 1, 1, 10).expand(1, 1, 3, 10).contiguous()
+    assert torch.equal(upsample(ramp, (24, 80)), nn.functional.interpolate(ramp, (24, 80), mode="bilinear"))
+    out = upsample(ramp, (3, 80), shift=0.5)[0, 0, 0]
+    pixel = torch.arange(80, dtype=torch.float32)
+    expected = ((pixel + 0.5) / 8 - 0.5 - 0.5).clamp(0, 9)  # sample j at pixel 8 j + 3.5 + 4
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("head", list(HEADS))
 def test_every_head_evaluates_at_another_output_stride(head):
     """Trained at OS 16, evaluated at OS 8: the weights load strictly and the net runs, whatever the head."""

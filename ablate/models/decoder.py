@@ -7,10 +7,10 @@ output is upsampled to its size, both are concatenated and refined by two 3x3 co
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ablate.models.layers.conv import conv_bn_relu
+from ablate.models.layers.restride import upsample
 
 
 class Decoder(nn.Module):
@@ -23,6 +23,8 @@ class Decoder(nn.Module):
         )
         self.out_channels = channels
 
-    def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
-        high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
+    def forward(self, high: torch.Tensor, low: torch.Tensor, shift: float = 0.0) -> torch.Tensor:
+        """``shift``: the high-level map's anchor at an evaluation output stride other than training's
+        (``ablate.models.layers.restride.upsample``)."""
+        high = upsample(high, low.shape[-2:], shift)
         return self.fuse(torch.cat([high, self.reduce(low)], dim=1))

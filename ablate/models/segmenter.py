@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ablate.models import layers
 from ablate.models.backbone import Backbone
 from ablate.models.decoder import Decoder
 from ablate.models.heads import HeadParams
+from ablate.models.layers import restride
 from ablate.models.spec import ModelConfig
 
 
@@ -30,6 +30,8 @@ class Segmenter(nn.Module):
         self.head = build_head(cfg.head, self.backbone.high_channels)
         channels = self.head.out_channels
         self.decoder: Decoder | None = None
+        # how far the high-level map's samples sit past their cell centres, in samples (``keep_training_lattice``)
+        self.shift = 0.0
         if cfg.decoder.enabled:
             self.decoder = Decoder(
                 self.backbone.low_channels, channels, cfg.decoder.low_level_channels, cfg.decoder.channels
@@ -58,16 +60,24 @@ class Segmenter(nn.Module):
             low, high = self.backbone(x)
         y = self.head(high)
         if self.decoder is not None:
-            y = self.decoder(y, low)
-        logits = upsample_logits(self.classifier(y), x.shape[-2:])
+            y = self.decoder(y, low, self.shift)  # stride 4 from here on: the low level's own anchor
+        logits = upsample_logits(self.classifier(y), x.shape[-2:], 0.0 if self.decoder is not None else self.shift)
         return logits if aux_logits is None else (logits, aux_logits)
 
+    def keep_training_lattice(self, trained: Segmenter) -> None:
+        """Make this net (``trained``'s weights at a lower output stride) compute what ``trained`` computes, only
+        denser: average-pool shortcuts respaced, the high-level map upsampled with training's anchor
+        (``ablate.models.layers.restride``). Called by the evaluation at another output stride."""
+        restride.respace_pools(self.backbone, trained.backbone)
+        self.shift = (trained.backbone.output_stride / self.backbone.output_stride - 1) / 2
 
-def upsample_logits(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+
+def upsample_logits(logits: torch.Tensor, size: tuple[int, int] | torch.Size, shift: float = 0.0) -> torch.Tensor:
     """Bilinear upsampling of low-resolution logits to ``size``, done in fp32 and the plain (NCHW) layout: the
     loss's log-softmax runs in fp32 under autocast and over the channels, so bf16 or channels_last logits would be
-    converted at full resolution (three full-size copies a bf16 step); converting the small map costs nothing."""
-    return F.interpolate(logits.float().contiguous(), size=size, mode="bilinear", align_corners=False)
+    converted at full resolution (three full-size copies a bf16 step); converting the small map costs nothing.
+    ``shift``: see ``restride.upsample`` (0 but at an evaluation output stride other than training's)."""
+    return restride.upsample(logits.float().contiguous(), size, shift)
 
 
 def build_head(params: HeadParams, in_channels: int) -> nn.Module:

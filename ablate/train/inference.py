@@ -37,9 +37,14 @@ def eval_model_config(model: ModelConfig, ev: EvalConfig) -> ModelConfig:
 
 
 def build_eval_model(model: ModelConfig, ev: EvalConfig, num_classes: int, state_dict: dict) -> nn.Module:
-    """Build the model as ``eval_model_config`` says and load the trained weights (strict: every key, every shape)."""
+    """Build the model as ``eval_model_config`` says and load the trained weights (strict: every key, every shape).
+    At an output stride below training's it computes the trained net's function, only denser (on training's
+    lattice of positions the very numbers): ``Segmenter.keep_training_lattice``."""
     net = build_model(eval_model_config(model, ev), num_classes)
     net.load_state_dict(state_dict, strict=True)
+    if ev.output_stride is not None and ev.output_stride < model.output_stride:
+        trained = build_model(model.model_copy(update={"pretrained": False, "weights": None}), num_classes)
+        net.keep_training_lattice(trained)
     return net.eval()
 
 
