@@ -61,12 +61,10 @@ def _pool_input_strides(net: nn.Module, size: int) -> dict[str, tuple[nn.Module,
     return found
 
 
-def respace_pools(evaluated: nn.Module, trained: nn.Module, size: int = 64) -> int:
+def respace_pools(evaluated: nn.Module, trained: nn.Module, size: int = 64) -> None:
     """Give every stride-1 average pool of ``evaluated`` (a backbone at a lower output stride) the spacing its
-    counterpart in ``trained`` (same network at training's output stride) had: training's input stride / this one's.
-    Returns how many pools changed."""
+    counterpart in ``trained`` (same network at training's output stride) had: training's input stride / this one's."""
     before = _pool_input_strides(trained, size)
-    changed = 0
     for name, (pool, stride) in _pool_input_strides(evaluated, size).items():
         kernel = pool.kernel_size if isinstance(pool.kernel_size, int) else pool.kernel_size[0]
         step = pool.stride if isinstance(pool.stride, int) else pool.stride[0]
@@ -74,8 +72,6 @@ def respace_pools(evaluated: nn.Module, trained: nn.Module, size: int = 64) -> i
         if step == 1 and spacing > 1:
             parent, _, attr = name.rpartition(".")
             setattr(evaluated.get_submodule(parent), attr, SpacedAvgPool(kernel, spacing))
-            changed += 1
-    return changed
 
 
 def _weights(out: int, src: int, shift: float, device: torch.device) -> torch.Tensor:
