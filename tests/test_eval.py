@@ -278,7 +278,7 @@ def test_eval_output_stride_checked_before_training(tiny_study):
 def test_eval_at_a_lower_output_stride_is_training_s_function_only_denser():
     """DeepLabv3 evaluates an OS-16 training at OS 8: on training's lattice (every other position) the OS-8 net
     must give the OS-16 net's very numbers, in the backbone (timm's average-pool shortcut of the dilated stage
-    respaced) and after ASPP with its rates doubled."""
+    respaced) and after ASPP with its rates doubled; between them, the OS-16 net's numbers on the moved image."""
     cfg = ModelConfig(backbone="test_resnet", output_stride=16,
                       head=ASPPParams(rates=[1, 2, 3], channels=16, image_pooling=False))  # fmt: skip
     torch.manual_seed(0)
@@ -296,6 +296,16 @@ def test_eval_at_a_lower_output_stride_is_training_s_function_only_denser():
     assert torch.allclose(feats8[-1][..., ::2, ::2], feats16[-1], atol=1e-5)
     assert torch.allclose(head8[..., ::2, ::2], head16, atol=1e-5)
     assert model8.shift == 0.5 and trained.shift == 0.0
+    # Between training's positions (odd rows and columns) the OS-8 net is the OS-16 net on the image moved by 8 px,
+    # so those samples are as good as training's own; only near the borders does the zero padding differ.
+    image = torch.randn(1, 3, 384, 384)
+    with torch.no_grad():
+        dense8, moved16 = model8.backbone.body(image)[-1], trained.backbone.body(image[..., 8:, 8:])[-1]
+        dense_head8, moved_head16 = model8.head(dense8), trained.head(moved16)
+    n = moved16.shape[-1]  # 24 (48 at OS 8)
+    odd, odd_head = dense8[..., 1::2, 1::2][..., :n, :n], dense_head8[..., 1::2, 1::2][..., :n, :n]
+    assert torch.allclose(odd[..., 1:-2, 1:-2], moved16[..., 1:-2, 1:-2], atol=1e-5)
+    assert torch.allclose(odd_head[..., 4:-5, 4:-5], moved_head16[..., 4:-5, 4:-5], atol=1e-5)
     # timm's own OS-8 net (adjacent-position average in the dilated stage's shortcut) is another function
     plain = build_model(eval_model_config(cfg, EvalConfig(output_stride=8)), K)
     plain.load_state_dict(trained.state_dict())
