@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from data_fixtures import H, W, make_ade20k, make_cityscapes, make_voc
+from data_fixtures import H, W, make_ade20k, make_cityscapes, make_voc, voc_palette
 
 from ablate.config.schema import Recipe
+from ablate.data import DATASETS
 from ablate.data.ade20k import ADE20KData
 from ablate.data.base import DataRootError
 from ablate.data.cityscapes import CityscapesData
@@ -126,6 +127,24 @@ def test_data_union_in_recipes():
     assert Recipe.model_validate({"data": {"name": "voc"}}).data.crop_size == 513
     assert Recipe.model_validate({"data": {"name": "cityscapes"}}).data.crop_size == 769
     assert Recipe.model_validate({"data": {"name": "ade20k"}}).data.crop_size == 473
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_data_set_draws_each_class_in_its_own_colour(name):
+    spec = DATASETS[name]
+    colours = spec.class_colours()
+    assert colours.shape == (len(spec.classes), 3) and colours.dtype == np.uint8
+    assert len({tuple(c) for c in colours.tolist()}) == len(spec.classes)
+
+
+def test_class_colours_are_the_data_sets_own():
+    """VOC's are the colours of its palette PNGs (the fixture's independent colour map); Cityscapes' its official
+    ones (cityscapesScripts); ADE20K has none of its own here and takes VOC's colour map for its 150 classes."""
+    np.testing.assert_array_equal(VOCData.class_colours(), np.array(voc_palette()).reshape(256, 3)[:21])
+    assert VOCData.class_colours()[15].tolist() == [192, 128, 128]  # person
+    cityscapes = dict(zip(CityscapesData.classes, CityscapesData.class_colours().tolist(), strict=True))
+    assert cityscapes["road"] == [128, 64, 128] and cityscapes["bicycle"] == [119, 11, 32]
+    np.testing.assert_array_equal(ADE20KData.class_colours(), np.array(voc_palette()).reshape(256, 3)[:150])
 
 
 def test_cli_names_the_missing_root(tiny_study, tmp_path):

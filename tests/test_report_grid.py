@@ -1,5 +1,6 @@
 """The report's qualitative grid shows what was evaluated: on a real data set (VOC files) its image panel is the
-image in the data set's own colours, and its predictions are the evaluated model's (here at eval OS 8)."""
+image in the data set's own colours, its classes are drawn in VOC's palette, and its predictions are the evaluated
+model's (here at eval OS 8)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from data_fixtures import write_voc
+from PIL import Image
 from tests_helpers import run_study
 
 from ablate.config.schema import EvalConfig, Recipe
@@ -51,10 +53,14 @@ def test_voc_grid_has_the_images_colours_and_the_evaluated_predictions(tmp_path)
     mean_fill = np.array([round(255 * m) for m in recipe.data.mean], np.uint8)
     for index, panels in zip(grid.indices, grid.rows, strict=True):
         (_, image), (_, truth), (_, prediction) = panels
-        path, _ = data.val.items[index]
+        path, label_path = data.val.items[index]
         raw = read_rgb(path)
         h, w = raw.shape[:2]
         np.testing.assert_array_equal(np.round(image[:h, :w] * 255).astype(np.uint8), raw)  # the JPEG's colours
+        with Image.open(label_path) as png:  # the ground truth in the colours of VOC's own palette PNG
+            labelled, drawn = np.asarray(png) < 21, np.asarray(png.convert("RGB"))
+        np.testing.assert_array_equal(np.round(truth[:h, :w][labelled] * 255).astype(np.uint8), drawn[labelled])
+        assert labelled.any() and (truth[:h, :w][~labelled] == 1).all()  # ignored: white
         assert (np.round(image[h:] * 255).astype(np.uint8) == mean_fill).all()  # validation padding
         with torch.no_grad():
             expected = predict(model, data.val[index][0][None], recipe.eval).argmax(1)[0].numpy()

@@ -22,6 +22,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 Split = Literal["train", "val"]
 
 
+def pascal_colour_map(n: int) -> np.ndarray:
+    """n x 3 uint8: PASCAL VOC's colour map (the colours of VOC's palette PNGs), the three lowest bits of a class
+    index going to the highest bits of R, G and B, the next three to the next bits, and so on."""
+    index = np.arange(n)
+    rgb = np.zeros((n, 3), np.uint8)
+    for level in range(8):
+        for channel in range(3):
+            rgb[:, channel] |= (((index >> (3 * level + channel)) & 1) << (7 - level)).astype(np.uint8)
+    return rgb
+
+
 class DataRootError(ConfigError):
     """A data set root that is missing or does not hold the expected folders (one line, with the layout)."""
 
@@ -49,12 +60,19 @@ class DataSpec(Strict):
 
     classes: ClassVar[tuple[str, ...]] = ()
     ignore_index: ClassVar[int] = IGNORE_INDEX
+    # the colours (RGB 0-255) the data set draws its classes in, in class order; () : VOC's colour map
+    palette: ClassVar[tuple[tuple[int, int, int], ...]] = ()
 
     @model_validator(mode="after")
     def _scale_order(self) -> DataSpec:
         if self.scale_min > self.scale_max:
             raise ValueError(f"scale_min {self.scale_min} > scale_max {self.scale_max}")
         return self
+
+    @classmethod
+    def class_colours(cls) -> np.ndarray:
+        """len(classes) x 3 uint8: the data set's own palette, else VOC's colour map (distinct for up to 256)."""
+        return np.array(cls.palette, np.uint8).reshape(-1, 3) if cls.palette else pascal_colour_map(len(cls.classes))
 
     def check(self) -> None:
         """Raise ``DataRootError`` (one line) when the data cannot be read; nothing to check by default."""

@@ -10,17 +10,18 @@ from pydantic import PositiveInt
 from ablate.data.base import DATASETS
 from ablate.data.folder import PairedFiles, PairedFolderData
 
-CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+# The 19 evaluated classes in train-id order: (name, labelId, colour), from cityscapesScripts' labels.py; every
+# other labelId -> 255
+LABELS = (
+    ("road", 7, (128, 64, 128)), ("sidewalk", 8, (244, 35, 232)), ("building", 11, (70, 70, 70)),
+    ("wall", 12, (102, 102, 156)), ("fence", 13, (190, 153, 153)), ("pole", 17, (153, 153, 153)),
+    ("traffic light", 19, (250, 170, 30)), ("traffic sign", 20, (220, 220, 0)), ("vegetation", 21, (107, 142, 35)),
+    ("terrain", 22, (152, 251, 152)), ("sky", 23, (70, 130, 180)), ("person", 24, (220, 20, 60)),
+    ("rider", 25, (255, 0, 0)), ("car", 26, (0, 0, 142)), ("truck", 27, (0, 0, 70)), ("bus", 28, (0, 60, 100)),
+    ("train", 31, (0, 80, 100)), ("motorcycle", 32, (0, 0, 230)), ("bicycle", 33, (119, 11, 32)),
 )  # fmt: skip
-
-# labelId -> trainId of the 19 evaluated classes (cityscapesScripts labels.py); all other ids -> 255
-LABEL_TO_TRAIN = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12, 26: 13,
-                  27: 14, 28: 15, 31: 16, 32: 17, 33: 18}  # fmt: skip
 LUT = np.full(256, 255, np.uint8)
-for _label, _train in LABEL_TO_TRAIN.items():
-    LUT[_label] = _train
+LUT[[label for _, label, _ in LABELS]] = np.arange(len(LABELS), dtype=np.uint8)
 
 
 @DATASETS.register
@@ -32,7 +33,8 @@ class CityscapesData(PairedFolderData):
     val_split: Literal["val", "train"] = "val"
     crop_size: PositiveInt = 769
 
-    classes: ClassVar[tuple[str, ...]] = CLASSES
+    classes: ClassVar[tuple[str, ...]] = tuple(name for name, _, _ in LABELS)
+    palette: ClassVar = tuple(colour for _, _, colour in LABELS)
     FILES: ClassVar[PairedFiles] = PairedFiles(
         "leftImg8bit", "gtFine", "_leftImg8bit.png", "_gtFine_labelIds.png", LUT, "a gtFine labelIds PNG", sub="<city>/"
     )

@@ -193,6 +193,7 @@ class SyntheticData(DataSpec):
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
     classes: ClassVar[tuple[str, ...]] = CLASSES
+    palette: ClassVar = ((26, 26, 26), (230, 77, 64), (77, 191, 89), (51, 140, 230), (242, 191, 51), (153, 89, 204))
 
     @field_validator("context_distance")
     @classmethod

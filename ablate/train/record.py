@@ -36,7 +36,7 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
                      ) -> dict[str, Any]:  # fmt: skip
     """Evaluate the model trained in ``train_dir`` with ``recipe.eval`` (inference strategy, eval output stride,
     CRF) on the validation split: metrics, per-class IoU/accuracy, params, cost and what evaluation ran. With
-    ``predictions``, the showcase images' RGB, labels and predictions are saved there (npz)."""
+    ``predictions``, the showcase images' RGB, labels and predictions and the class colours are saved there (npz)."""
     state = torch.load(Path(train_dir) / MODEL_FILE, map_location="cpu", weights_only=True)
     model = build_eval_model(recipe.model, recipe.eval, len(data.classes), state)
     if recipe.train.channels_last:
@@ -46,7 +46,8 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
     m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, device, showcase)
     if showcase is not None and showcase.kept:
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, classes=np.array(data.classes), **showcase.arrays(data.val))
+        colours = recipe.data.class_colours()  # the data set's own class colours, for the report's grid
+        np.savez_compressed(buffer, classes=np.array(data.classes), palette=colours, **showcase.arrays(data.val))
         atomic_write(predictions, buffer.getvalue())
     used = eval_model_config(recipe.model, recipe.eval)
     from ablate.train.cost import measure

@@ -9,21 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.data.base import pascal_colour_map
 from ablate.report.plots.common import PAGE_INCHES, PlotData, finish, pyplot
 from ablate.report.table import ComparisonTable, short_names
 
 PREDICTIONS_FILE = "predictions.npz"  # written by ablate.train.record
-
-PALETTE = [  # class colours; the first five are the embedded set's: background, red, green, blue, yellow
-    (0.10, 0.10, 0.10),
-    (0.90, 0.30, 0.25),
-    (0.30, 0.75, 0.35),
-    (0.20, 0.55, 0.90),
-    (0.95, 0.75, 0.20),
-    (0.60, 0.35, 0.80),
-    (0.20, 0.80, 0.80),
-    (0.90, 0.50, 0.80),
-]
 
 
 @dataclass
@@ -40,7 +30,8 @@ class Grid:
 def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
     """Image, ground truth and each configuration's prediction on the fixed validation images its evaluation kept
     (``runs/<id>/predictions.npz``, written by the evaluation itself: the predictions of the evaluated model, with
-    its eval output stride, scales, flip and CRF; the RGB as the data set stores it, so in its own colours)."""
+    its eval output stride, scales, flip and CRF; the RGB as the data set stores it, so in its own colours; the
+    classes in the data set's colours, e.g. VOC's palette, white where ignored)."""
     import numpy as np
 
     configs = []
@@ -56,7 +47,8 @@ def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
     if shown is None:
         raise RuntimeError("no run kept predictions (runs finished before predictions were recorded)")
     classes, indices = [str(c) for c in shown["classes"]], [int(i) for i in shown["indices"]]
-    palette = np.array([PALETTE[i % len(PALETTE)] for i in range(len(classes))])
+    # the data set's class colours (VOC's colour map for predictions recorded before they were kept)
+    palette = (shown["palette"] if "palette" in shown.files else pascal_colour_map(len(classes))) / 255.0
 
     def colour(mask):
         img = np.ones((*mask.shape, 3))
