@@ -71,7 +71,7 @@ class DataSpec(Strict):
 
     @classmethod
     def class_colours(cls) -> np.ndarray:
-        """len(classes) x 3 uint8: the data set's own palette, else VOC's colour map (distinct for up to 256)."""
+        """len(classes) x 3 uint8: the data set's own palette, else VOC's colour map (distinct for any class count)."""
         return np.array(cls.palette, np.uint8).reshape(-1, 3) if cls.palette else pascal_colour_map(len(cls.classes))
 
     def check(self) -> None:
