@@ -69,6 +69,9 @@ def test_voc_grid_has_the_images_colours_and_the_evaluated_predictions(tmp_path)
         differs.append((expected != other).any())
         assert truth.shape == prediction.shape == image.shape
     assert any(differs)  # the OS 16 model predicts otherwise: the check can tell them apart
+    drawn = {tuple(c) for panels in grid.rows for _, img in panels[1:] for c in np.unique(img.reshape(-1, 3), axis=0)}
+    assert grid.present == [k for k, c in enumerate(grid.palette) if tuple(c) in drawn]  # the legend's classes
+    assert 0 < len(grid.present) < len(grid.classes)
 
 
 def _colour(mask: np.ndarray, grid) -> np.ndarray:

@@ -25,6 +25,7 @@ class Grid:
     classes: list[str]
     palette: Any
     rows: list[list[tuple[str, Any]]]
+    present: list[int]  # the classes some panel shows, in class order: the legend's (ADE20K has 150)
 
 
 def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
@@ -50,10 +51,13 @@ def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
     # the data set's class colours (VOC's colour map for predictions recorded before they were kept)
     palette = (shown["palette"] if "palette" in shown.files else pascal_colour_map(len(classes))) / 255.0
 
+    present: set[int] = set()
+
     def colour(mask):
         img = np.ones((*mask.shape, 3))
         valid = mask < len(classes)  # white: ignored
         img[valid] = palette[mask[valid]]
+        present.update(np.unique(mask[valid]).tolist())
         return img
 
     rows = []
@@ -63,7 +67,7 @@ def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
             same = npz is not None and [int(i) for i in npz["indices"]] == indices
             panels.append((label, colour(npz["predictions"][r]) if same else None))
         rows.append(panels)
-    return Grid(indices=indices, classes=classes, palette=palette, rows=rows)
+    return Grid(indices=indices, classes=classes, palette=palette, rows=rows, present=sorted(present))
 
 
 def plot(d: PlotData, out: Path) -> None:
@@ -88,11 +92,15 @@ def plot(d: PlotData, out: Path) -> None:
             if r == 0:
                 ax.set_title(titles[c], fontsize=7)
         grid[r][0].set_ylabel(f"val #{grid_data.indices[r]}", fontsize=7)
-    classes, palette = grid_data.classes, grid_data.palette
-    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i]) for i in range(len(classes))]
-    fig.legend(handles, classes, loc="lower center", ncol=min(len(classes), 8), fontsize=7, frameon=False)
+    shown = grid_data.present
+    handles = [plt.Rectangle((0, 0), 1, 1, color=grid_data.palette[i]) for i in shown]
+    names = [grid_data.classes[i] for i in shown]
+    ncol = max(1, min(len(shown), int(fig.get_figwidth() / 1.25)))  # an entry: a swatch and ~14 characters
+    fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    legend_rows = -(-len(shown) // ncol)  # about 0.15 inch a row
+    bottom = min(0.4, 0.05 + 0.15 * max(0, legend_rows - 1) / fig.get_figheight())
     finish(fig, out, "Predictions on fixed validation images (first finished seed of each configuration)", 9,
-            rect=(0, 0.05, 1, 1))  # fmt: skip
+            rect=(0, bottom, 1, 1))  # fmt: skip
 
 
 def _wrap(title: str, width: int) -> str:
