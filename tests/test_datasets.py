@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 from data_fixtures import H, W, make_ade20k, make_cityscapes, make_voc, voc_palette
+from pydantic import ValidationError
 
 from ablate.config.schema import Recipe
+from ablate.core.schema import describe_fields
 from ablate.data import DATASETS
 from ablate.data.ade20k import ADE20KData
 from ablate.data.base import DataRootError
@@ -127,6 +129,18 @@ def test_data_union_in_recipes():
     assert Recipe.model_validate({"data": {"name": "voc"}}).data.crop_size == 513
     assert Recipe.model_validate({"data": {"name": "cityscapes"}}).data.crop_size == 769
     assert Recipe.model_validate({"data": {"name": "ade20k"}}).data.crop_size == 473
+
+
+def test_split_folders_come_from_the_layout(tmp_path):
+    ade = Recipe.model_validate({"data": {"name": "ade20k"}}).data
+    assert (ade.train_split, ade.val_split) == ("training", "validation")
+    assert "images/{training,validation}/" in ade.layout()
+    assert [row[2] for row in describe_fields(ADE20KData) if row[0].endswith("_split")] == ["training", "validation"]
+    with pytest.raises(ValidationError, match="'train' is not a split folder of this data set; allowed: training"):
+        Recipe.model_validate({"data": {"name": "ade20k", "train_split": "train"}})
+    make_cityscapes(tmp_path)  # 2 training images, 1 validation image
+    data = build_datasets(CityscapesData(root=str(tmp_path), crop_size=CROP, train_split="val"))
+    assert len(data.train) == 1 and len(data.val) == 1
 
 
 @pytest.mark.parametrize("name", list(DATASETS))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 from pydantic.fields import FieldInfo
 
 
@@ -45,9 +45,14 @@ def field_type(field: FieldInfo) -> str:
 
 
 def describe_fields(params: type[BaseModel], skip: tuple[str, ...] = ("name",)) -> list[tuple[str, str, str, str]]:
-    """(key, type, default, description) of every field of a config but ``skip``."""
+    """(key, type, default, description) of every field of a config but ``skip``. A default is what a config that
+    leaves the key out gets, validators included (a data set's split folders come from its layout)."""
+    try:
+        empty: BaseModel | None = params()
+    except ValidationError:
+        empty = None
     return [
-        (key, field_type(field), str(field.default), field.description or "")
+        (key, field_type(field), str(field.default if empty is None else getattr(empty, key)), field.description or "")
         for key, field in params.model_fields.items()
         if key not in skip
     ]

@@ -40,11 +40,15 @@ class ADE20KData(PairedFolderData):
     """ADE20K SceneParsing (ADEChallengeData2016), 150 classes; PSPNet's crop 473."""
 
     name: Literal["ade20k"] = "ade20k"
-    train_split: Literal["training", "validation"] = "training"
-    val_split: Literal["validation", "training"] = "validation"
     crop_size: PositiveInt = 473
 
     classes: ClassVar[tuple[str, ...]] = CLASSES
     FILES: ClassVar[PairedFiles] = PairedFiles(
-        f"{ADE}/images", f"{ADE}/annotations", ".jpg", ".png", LUT, "an ADE20K annotation PNG"
+        f"{ADE}/images",
+        f"{ADE}/annotations",
+        ".jpg",
+        ".png",
+        LUT,
+        "an ADE20K annotation PNG",
+        splits=("training", "validation"),
     )

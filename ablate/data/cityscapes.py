@@ -29,12 +29,17 @@ class CityscapesData(PairedFolderData):
     """Cityscapes gtFine, 19 train ids; DeepLabv3's crop 769."""
 
     name: Literal["cityscapes"] = "cityscapes"
-    train_split: Literal["train", "val"] = "train"
-    val_split: Literal["val", "train"] = "val"
     crop_size: PositiveInt = 769
 
     classes: ClassVar[tuple[str, ...]] = tuple(name for name, _, _ in LABELS)
     palette: ClassVar = tuple(colour for _, _, colour in LABELS)
     FILES: ClassVar[PairedFiles] = PairedFiles(
-        "leftImg8bit", "gtFine", "_leftImg8bit.png", "_gtFine_labelIds.png", LUT, "a gtFine labelIds PNG", sub="<city>/"
+        "leftImg8bit",
+        "gtFine",
+        "_leftImg8bit.png",
+        "_gtFine_labelIds.png",
+        LUT,
+        "a gtFine labelIds PNG",
+        sub="<city>/",
+        splits=("train", "val"),
     )

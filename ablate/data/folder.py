@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, get_args
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 
 from ablate.data.base import DataRootError, DataSpec
 
@@ -134,7 +134,8 @@ class FolderData(DataSpec):
 class PairedFiles:
     """Where a data set keeps each image and its label: ROOT/``images``/<split>/``sub``<name>``image_suffix`` and
     ROOT/``labels``/<split>/``sub``<name>``label_suffix``, an index PNG (``kind``, for errors) mapped to train ids
-    by ``lut``. The layout that errors print, the image glob and each label's path all come from this one record."""
+    by ``lut``; <split> is one of ``splits`` (training's default first, evaluation's second). The layout that errors
+    print, the allowed splits, the image glob and each label's path all come from this one record."""
 
     images: str
     labels: str
@@ -143,9 +144,10 @@ class PairedFiles:
     lut: np.ndarray  # 256 -> train id (255: ignored)
     kind: str
     sub: str = ""  # a folder level between the split and the files, e.g. "<city>/"
+    splits: tuple[str, ...] = ("train", "val")
 
-    def layout(self, splits: tuple[str, ...]) -> str:
-        where = f"{{{','.join(splits)}}}/{self.sub}<name>"
+    def layout(self) -> str:
+        where = f"{{{','.join(self.splits)}}}/{self.sub}<name>"
         return f"ROOT/{self.images}/{where}{self.image_suffix} and ROOT/{self.labels}/{where}{self.label_suffix}"
 
     def label_of(self, image: Path, images: Path, labels: Path) -> Path:
@@ -156,13 +158,29 @@ class PairedFiles:
 
 class PairedFolderData(FolderData):
     """A data set whose split folders hold the images and, beside them, one index label PNG per image, as its
-    ``FILES`` record says. The splits are the values the subclass allows for ``train_split``."""
+    ``FILES`` record says, which also names the split folders that ``train_split`` and ``val_split`` may pick."""
 
     FILES: ClassVar[PairedFiles]
+    train_split: str | None = Field(
+        None, validate_default=True, description="split folder (default: the layout's first)"
+    )
+    val_split: str | None = Field(
+        None, validate_default=True, description="split folder (default: the layout's second)"
+    )
+
+    @field_validator("train_split", "val_split", mode="before")
+    @classmethod
+    def a_split_of_the_layout(cls, value: Any, info: ValidationInfo) -> Any:
+        splits = cls.FILES.splits
+        if value is None:
+            return splits[0] if info.field_name == "train_split" else splits[1]
+        if value not in splits:
+            raise ValueError(f"'{value}' is not a split folder of this data set; allowed: {', '.join(splits)}")
+        return value
 
     @classmethod
     def layout(cls) -> str:
-        return cls.FILES.layout(get_args(cls.model_fields["train_split"].annotation))
+        return cls.FILES.layout()
 
     def required(self, split: str) -> list[str]:
         return [f"{self.FILES.images}/{split}", f"{self.FILES.labels}/{split}"]
