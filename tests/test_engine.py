@@ -24,7 +24,7 @@ def test_plan_aspp_rates_shows_coupled_rates():
     )
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
-    assert plan["count"] == 18 and plan["trainings"] == 18
+    assert plan["count"] == 12 and plan["trainings"] == 12
     # the feature_map rule keeps each rate's share of the map: x 20/33 at OS 8 (ceil(160/8) = 20), x 10/33 at OS 16
     coupled = {
         (r["axes"]["model.output_stride"], tuple(r["axes"]["model.head.rates"])): r["coupled"] for r in plan["runs"]
@@ -39,7 +39,7 @@ def test_plan_aspp_rates_shows_coupled_rates():
         cwd=REPO,
         env={**os.environ, "COLUMNS": "200"},
     ).stdout
-    assert "(6,12,18) → (4,7,11)" in table and "18 pending" in table
+    assert "(6,12,18) → (4,7,11)" in table and "12 pending" in table
 
 
 def test_plan_imports_no_torch():
