@@ -48,7 +48,7 @@ CASES = {
         recipe: recipe.yaml
         axes: {model.output_stride: [12]}
         """,
-        ["study.yaml", "axes.model.output_stride", "8, 16 or 32"],
+        ["study.yaml", "axes.model.output_stride", "8, 16, 32, 64, 128 or 256"],
     ),
     "missing_recipe": (
         """

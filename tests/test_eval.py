@@ -199,7 +199,7 @@ def test_eval_keys_are_eval_only():
     [
         ({"crf": {"iterations": 0}}, "eval.crf.iterations: Input should be greater than 0"),
         ({"crf": {"bilaterl": {}}}, "unknown key 'bilaterl' (did you mean 'bilateral'?)"),
-        ({"output_stride": 4}, "eval.output_stride: Input should be 8, 16 or 32"),
+        ({"output_stride": 4}, "eval.output_stride: Input should be 8, 16, 32, 64, 128 or 256"),
         ({"scales": [0.0]}, "eval.scales: every scale must be between 0.1 and 4"),
         ({"overlap": 1.0}, "eval.overlap: Input should be less than 1"),
     ],
@@ -311,6 +311,19 @@ def test_eval_at_a_lower_output_stride_is_training_s_function_only_denser():
     plain.load_state_dict(trained.state_dict())
     with torch.no_grad():
         assert not torch.allclose(plain.eval().backbone.body(x)[-1][..., ::2, ::2], feats16[-1], atol=1e-2)
+
+
+def test_eval_at_a_lower_output_stride_keeps_cascaded_blocks_exact():
+    """With DeepLabv3's cascaded blocks (rates 4 and 8 after block4 at OS 16, 8 and 16 at OS 8) the OS-8 net still
+    gives the OS-16 net's numbers on training's lattice."""
+    cfg = ModelConfig(backbone="test_resnet", output_stride=16, cascade_blocks=2, multi_grid=[1, 2])
+    torch.manual_seed(0)
+    trained = build_model(cfg, K).eval()
+    model8 = build_eval_model(cfg, EvalConfig(output_stride=8), K, trained.state_dict())
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        high16, high8 = trained.backbone(x)[1], model8.backbone(x)[1]
+    assert high8.shape[-2:] == (8, 10) and torch.allclose(high8[..., ::2, ::2], high16, atol=1e-5)
 
 
 def test_upsampling_keeps_training_s_anchor():

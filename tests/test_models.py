@@ -26,6 +26,41 @@ def test_backbone_that_cannot_dilate_is_refused():
     assert info.value.key == "model.output_stride"
 
 
+@pytest.mark.parametrize(
+    "output_stride,rates,strides",
+    [(16, [2, 4, 8, 16], [1, 1, 1]), (8, [4, 8, 16, 32], [1, 1, 1]), (64, [1, 1, 2, 4], [2, 1, 1]),
+     (256, [1, 1, 1, 1], [2, 2, 2])],
+)  # fmt: skip
+def test_cascaded_blocks_follow_deeplabv3(output_stride, rates, strides):
+    """DeepLabv3 Sec. 3.1: block5..block7 copy block4; each halves the map until the output stride is reached and is
+    dilated by the stride it gave up after that (OS 16: rates 2, 4, 8, 16); multi-grid multiplies each block's rate."""
+    bb = Backbone("test_resnet", output_stride, cascade_blocks=3, multi_grid=[1, 2])
+    low, high = bb(torch.randn(2, 3, 128, 128))
+    assert high.shape[-2:] == (-(-128 // output_stride),) * 2 and high.shape[1] == bb.high_channels == 96
+    assert [c.dilation[0] for c in bb.last_stage_convs()] == [rates[0], 2 * rates[0]]
+    for block, rate, stride in zip(bb.cascade, rates[1:], strides, strict=True):
+        convs = [m for m in block.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1]
+        assert [c.dilation[0] for c in convs] == [rate, 2 * rate] and convs[0].stride[0] == stride
+        assert all(unit.bn2.weight.abs().sum() == 0 for unit in block)  # a new residual branch starts at zero
+    assert len(bb.cascade) == 3 and Backbone("test_resnet", 16).cascade is None
+
+
+def test_cascade_errors_name_their_key():
+    with pytest.raises(BuildError, match=r"output stride 64 needs model.cascade_blocks >= 1") as info:
+        Backbone("test_resnet", 64)
+    assert info.value.key == "model.output_stride"
+    with pytest.raises(BuildError, match="made of InvertedResidual") as info:
+        Backbone("test_efficientnet", 16, cascade_blocks=1)
+    assert info.value.key == "model.cascade_blocks"
+
+
+def test_a_later_default_leaves_run_ids_alone():
+    """``cascade_blocks`` came after runs were made: at its default it is not in the dump a run's id hashes."""
+    assert "cascade_blocks" not in ModelConfig().model_dump(mode="json")
+    assert ModelConfig(cascade_blocks=2).model_dump(mode="json")["cascade_blocks"] == 2
+    assert ModelConfig.model_validate(ModelConfig(cascade_blocks=2).model_dump()) == ModelConfig(cascade_blocks=2)
+
+
 def test_unknown_backbone():
     with pytest.raises(BuildError, match="unknown timm model") as info:
         Backbone("resnet5x", 16)

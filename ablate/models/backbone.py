@@ -19,6 +19,7 @@ import timm
 import torch
 from torch import nn
 
+from ablate.models.cascade import RESNET_UNITS, block_geometry, cascade, set_rates
 from ablate.models.heads.hdc import warn_gridding
 from ablate.models.layers.deform import DeformConv
 
@@ -52,8 +53,16 @@ class Backbone(nn.Module):
         deformable_blocks: int = 0,
         deformable_modulated: bool = False,
         backbone_args: dict | None = None,
+        cascade_blocks: int = 0,
     ):
         super().__init__()
+        self.cascade: nn.Module | None = None
+        if output_stride > 32 * 2**cascade_blocks:
+            raise BuildError(
+                "model.output_stride",
+                f"output stride {output_stride} needs model.cascade_blocks >= {(output_stride // 32).bit_length() - 1} "
+                f"(the backbone ends at 32, and each cascaded block can halve the map once); got {cascade_blocks}",
+            )
         if name not in VGG_DILATED and not timm.is_model(name):
             close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:5]
             hint = f"; close matches: {', '.join(close)}" if close else ""
@@ -64,9 +73,10 @@ class Backbone(nn.Module):
                     "model.output_stride",
                     f"backbone '{name}' is the dilated VGG-16 front end (pool4/pool5 removed): use output_stride: 8",
                 )
-            if multi_grid or hdc_rates or deformable_blocks or backbone_args:
+            if multi_grid or hdc_rates or deformable_blocks or backbone_args or cascade_blocks:
                 raise BuildError(
-                    "model.backbone", f"multi_grid/hdc_rates/deformable_blocks/backbone_args do not apply to '{name}'"
+                    "model.backbone",
+                    f"multi_grid/hdc_rates/deformable_blocks/backbone_args/cascade_blocks do not apply to '{name}'",
                 )
             self.body = DilatedVGG16(fc=name == "vgg16_dilated_fc", pretrained=pretrained, weights=weights)
             self._set_features(output_stride)
@@ -75,15 +85,16 @@ class Backbone(nn.Module):
         kwargs["pretrained"] = pretrained or weights is not None
         if weights is not None:
             kwargs["pretrained_cfg_overlay"] = {"file": weights}
-        if output_stride != 32:
-            kwargs["output_stride"] = output_stride
+        timm_stride = min(output_stride, 32)  # beyond 32: the cascaded blocks' strides
+        if timm_stride != 32:
+            kwargs["output_stride"] = timm_stride
         try:
             self.body = timm.create_model(name, **kwargs)
         except (AssertionError, TypeError, NotImplementedError, ValueError) as exc:
             if backbone_args and isinstance(exc, TypeError):
                 message = f"timm could not build '{name}' with {backbone_args}: {exc}"
                 raise BuildError("model.backbone_args", message) from None
-            if output_stride == 32:
+            if timm_stride == 32:
                 raise BuildError("model.backbone", f"timm could not build '{name}' as features: {exc}") from None
             raise BuildError(
                 "model.output_stride",
@@ -91,10 +102,10 @@ class Backbone(nn.Module):
                 f"use output_stride: 32 or a family that dilates ({DILATABLE})",
             ) from None
         reductions = list(self.body.feature_info.reduction())
-        if reductions[-1] != output_stride:
+        if reductions[-1] != timm_stride:
             raise BuildError(
                 "model.output_stride",
-                f"backbone '{name}' ends at stride {reductions[-1]}, not {output_stride} (it ignores dilation); "
+                f"backbone '{name}' ends at stride {reductions[-1]}, not {timm_stride} (it ignores dilation); "
                 f"use output_stride: {reductions[-1]} or a family that dilates ({DILATABLE})",
             )
         self._set_features(output_stride)
@@ -102,6 +113,15 @@ class Backbone(nn.Module):
             raise BuildError(
                 "model.hdc_rates", "give multi_grid or hdc_rates, not both (both set the last stage's dilations)"
             )
+        if cascade_blocks:
+            stage = self.last_stage_blocks()
+            if type(stage[0]) not in RESNET_UNITS:
+                raise BuildError(
+                    "model.cascade_blocks",
+                    f"cascaded blocks copy a ResNet stage of BasicBlock/Bottleneck units; the last stage of '{name}' "
+                    f"is made of {type(stage[0]).__name__}: use cascade_blocks: 0 or a timm ResNet",
+                )
+            self.cascade = cascade(stage, self.high_channels, cascade_blocks, output_stride, multi_grid)
         if multi_grid or hdc_rates or deformable_blocks:
             self._modify_last_stage(name, multi_grid, hdc_rates, deformable_blocks, deformable_modulated)
 
@@ -145,11 +165,8 @@ class Backbone(nn.Module):
                 warn_gridding(hdc_rates, "model.hdc_rates")
                 rates = list(hdc_rates)
             else:
-                rates = [unit * (32 // self.output_stride) for unit in multi_grid]
-            for i, conv in enumerate(convs):
-                r = rates[i % len(rates)]
-                conv.dilation = (r, r)
-                conv.padding = tuple(r * (k - 1) // 2 for k in conv.kernel_size)
+                rates = [unit * block_geometry(self.output_stride, 0)[0][1] for unit in multi_grid]
+            set_rates(convs, rates)
         if deformable_blocks:
             if deformable_blocks > len(blocks):
                 raise BuildError(
@@ -164,9 +181,10 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor, with_aux: bool = False) -> tuple[torch.Tensor, ...]:
         """``(low, high)``, or ``(low, high, aux)`` with the stage-before-last feature when ``with_aux``."""
         feats = self.body(x)
+        high = feats[-1] if self.cascade is None else self.cascade(feats[-1])
         if with_aux:
-            return feats[self.low_index], feats[-1], feats[-2] if len(feats) > 1 else feats[-1]
-        return feats[self.low_index], feats[-1]
+            return feats[self.low_index], high, feats[-2] if len(feats) > 1 else feats[-1]
+        return feats[self.low_index], high
 
 
 VGG_DILATED = ("vgg16_dilated", "vgg16_dilated_fc")

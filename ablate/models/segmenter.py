@@ -26,6 +26,7 @@ class Segmenter(nn.Module):
             deformable_blocks=cfg.deformable_blocks,
             deformable_modulated=cfg.deformable_modulated,
             backbone_args=cfg.backbone_args,
+            cascade_blocks=cfg.cascade_blocks,
         )
         self.head = build_head(cfg.head, self.backbone.high_channels)
         channels = self.head.out_channels

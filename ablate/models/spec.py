@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_serializer
 
 from ablate.core.schema import Strict
 from ablate.models.heads import HeadConfig
 from ablate.models.heads.none import NoneParams
 
-OutputStride = Literal[8, 16, 32]
+# beyond 32 only with cascaded blocks (DeepLabv3 Table 1 runs block7 at output strides 8 to 256)
+OutputStride = Literal[8, 16, 32, 64, 128, 256]
 
 
 class DecoderConfig(Strict):
@@ -36,6 +37,17 @@ class ModelConfig(Strict):
     hdc_rates: list[PositiveInt] | None = None  # HDC: the dilations themselves, cycled; not with multi_grid
     deformable_blocks: int = Field(default=0, ge=0)  # deformable 3x3 convs in the last N blocks (Dai et al.)
     deformable_modulated: bool = False  # DCNv2 modulation of those deformable convs
+    # DeepLabv3's block5, block6, ...: new copies of the last stage after it (ablate/models/cascade.py)
+    cascade_blocks: int = Field(default=0, ge=0, le=3)
     # PSPNet's auxiliary loss: an FCN head (3x3 conv-BN-ReLU, dropout, 1x1) on the stage before the last, its
     # cross-entropy added with this weight during training (PSPNet: 0.4); 0 = no auxiliary head
     aux_loss: float = Field(default=0.0, ge=0)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # keys added after runs were made are left out at their default, so that those runs keep their ids
+        # (a run's id hashes its resolved recipe)
+        data = handler(self)
+        if isinstance(data, dict) and data.get("cascade_blocks") == 0:
+            del data["cascade_blocks"]
+        return data
