@@ -105,14 +105,20 @@ axes: {{model.output_stride: [8, 16], model.head.rates: [[1]]}}
 
 
 def _cmd(study, results, *extra):
-    return [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), *extra]
+    return [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), "--no-report", *extra]
+
+
+# W&B and the report are tested elsewhere (test_end_to_end, test_results); off here, each costs seconds a run
+ENV = {**os.environ, "WANDB_MODE": "disabled"}
 
 
 @pytest.mark.slow
 def test_two_concurrent_runs_never_train_the_same_run_twice(tiny_study, tmp_path):
     study = tiny_study("name: lock\nrecipe: recipe.yaml\nset: {train.steps: 6}\naxes: {model.output_stride: [8, 16]}\n")
     procs = [
-        subprocess.Popen(_cmd(study, tmp_path / "r"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            _cmd(study, tmp_path / "r"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV
+        )
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=600)[0] for p in procs]
@@ -127,7 +133,7 @@ def test_parallel_local_workers(tiny_study, tmp_path):
     study = tiny_study(
         "name: par\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16], eval.batch_size: [2, 4]}\n"
     )
-    out = subprocess.run(_cmd(study, tmp_path / "r", "--max-parallel", "2"), capture_output=True, text=True)
+    out = subprocess.run(_cmd(study, tmp_path / "r", "--max-parallel", "2"), capture_output=True, text=True, env=ENV)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "4 runs (2 trainings)" in out.stdout
     assert out.stdout.count("(trained)") == 2 and out.stdout.count("reused training") == 2

@@ -227,9 +227,13 @@ def test_eval_axes_train_once_and_ablate_eval(tiny_study, tmp_path):
     study = tiny_study(STUDY)
     results = tmp_path / "results"
     cli = [sys.executable, "-m", "ablate.cli"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}  # W&B: tested elsewhere, seconds a run
     out = subprocess.run(
-        [*cli, "run", str(study), "-r", str(results)], capture_output=True, text=True, cwd=tmp_path, env=env
+        [*cli, "run", str(study), "-r", str(results), "--no-report"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "4 runs (1 training)" in out.stdout and out.stdout.count("(trained)") == 1

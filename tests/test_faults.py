@@ -27,17 +27,23 @@ axes:
 
 def _cmd(study: Path, results: Path, jobs: int = 1) -> list[str]:
     # -j 1: the runs one after another in this process (the default picks the jobs at once from the free cores)
-    return [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), "-j", str(jobs)]
+    return [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), "-j", str(jobs),
+            "--no-report"]  # fmt: skip
+
+
+# W&B and the report are tested elsewhere (test_end_to_end, test_results); off here, each costs seconds a run
+ENV = {**os.environ, "WANDB_MODE": "disabled"}
 
 
 def _run(study: Path, results: Path, env: dict | None = None, jobs: int = 1) -> subprocess.CompletedProcess:
     cmd = _cmd(study, results, jobs)
-    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    return subprocess.run(cmd, capture_output=True, text=True, env={**ENV, **(env or {})})
 
 
 def _kill_when(study: Path, results: Path, first: str, then: str, jobs: int = 1) -> str:
     """Start a study, SIGKILL it as soon as its output shows ``then`` after ``first``; returns the output seen."""
-    proc = subprocess.Popen(_cmd(study, results, jobs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(_cmd(study, results, jobs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=ENV)  # fmt: skip
     seen = []
     assert proc.stdout is not None
     for line in proc.stdout:

@@ -4,6 +4,7 @@ table; a paper study runs end to end from the CLI on the VOC fixture folder."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,7 +125,8 @@ def test_paper_study_on_the_voc_fixture_end_to_end(tmp_path):
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    env = {**os.environ, "WANDB_MODE": "disabled"}  # W&B and the report are tested elsewhere; seconds a run
+    out = subprocess.run([*cmd, "--no-report"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     loaded = load_study(study, {k: yaml.safe_load(str(v)) for k, v in sets.items()})
     runs = expand(loaded)

@@ -40,7 +40,12 @@ EXECUTOR = "executor: {kind: slurm, partition: debug, cpus_per_task: 1, time_min
 
 
 def _ablate(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ablate.cli", *args], capture_output=True, text=True, timeout=timeout)
+    # W&B and the report are tested elsewhere (test_end_to_end, test_results); off here, each costs seconds a run
+    if args[0] == "run":
+        args = (*args, "--no-report")
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", "ablate.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)  # fmt: skip
 
 
 def test_study_runs_on_slurm_and_table_is_collected(cluster, tiny_study, tmp_path):
