@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from tests_helpers import quiet_env
 
 from ablate.config.schema import Recipe
 from ablate.data.loader import build_datasets
@@ -37,7 +37,7 @@ def _ablate_run(study: Path, results: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "WANDB_MODE": "disabled"},  # W&B and the report are tested elsewhere; seconds a run
+        env=quiet_env(),
     )
 
 

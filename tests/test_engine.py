@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from tests_helpers import REPO
+from tests_helpers import REPO, quiet_env
 
 from ablate.core.errors import ConfigError
 from ablate.study.grid import combinations, expand
@@ -108,16 +108,12 @@ def _cmd(study, results, *extra):
     return [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), "--no-report", *extra]
 
 
-# W&B and the report are tested elsewhere (test_end_to_end, test_results); off here, each costs seconds a run
-ENV = {**os.environ, "WANDB_MODE": "disabled"}
-
-
 @pytest.mark.slow
 def test_two_concurrent_runs_never_train_the_same_run_twice(tiny_study, tmp_path):
     study = tiny_study("name: lock\nrecipe: recipe.yaml\nset: {train.steps: 6}\naxes: {model.output_stride: [8, 16]}\n")
     procs = [
         subprocess.Popen(
-            _cmd(study, tmp_path / "r"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV
+            _cmd(study, tmp_path / "r"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=quiet_env()
         )
         for _ in range(2)
     ]
@@ -133,7 +129,9 @@ def test_parallel_local_workers(tiny_study, tmp_path):
     study = tiny_study(
         "name: par\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16], eval.batch_size: [2, 4]}\n"
     )
-    out = subprocess.run(_cmd(study, tmp_path / "r", "--max-parallel", "2"), capture_output=True, text=True, env=ENV)
+    out = subprocess.run(
+        _cmd(study, tmp_path / "r", "--max-parallel", "2"), capture_output=True, text=True, env=quiet_env()
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "4 runs (2 trainings)" in out.stdout
     assert out.stdout.count("(trained)") == 2 and out.stdout.count("reused training") == 2

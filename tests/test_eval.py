@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-from tests_helpers import stacked, synthetic
+from tests_helpers import quiet_env, stacked, synthetic
 from torch import nn
 
 from ablate.config.errors import validate
@@ -227,7 +226,7 @@ def test_eval_axes_train_once_and_ablate_eval(tiny_study, tmp_path):
     study = tiny_study(STUDY)
     results = tmp_path / "results"
     cli = [sys.executable, "-m", "ablate.cli"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}  # W&B: tested elsewhere, seconds a run
+    env = quiet_env(OMP_NUM_THREADS="1")
     out = subprocess.run(
         [*cli, "run", str(study), "-r", str(results), "--no-report"],
         capture_output=True,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_RECIPE
+from tests_helpers import quiet_env
 
 from ablate.core.files import FAULT_ENV
 
@@ -31,19 +32,15 @@ def _cmd(study: Path, results: Path, jobs: int = 1) -> list[str]:
             "--no-report"]  # fmt: skip
 
 
-# W&B and the report are tested elsewhere (test_end_to_end, test_results); off here, each costs seconds a run
-ENV = {**os.environ, "WANDB_MODE": "disabled"}
-
-
 def _run(study: Path, results: Path, env: dict | None = None, jobs: int = 1) -> subprocess.CompletedProcess:
     cmd = _cmd(study, results, jobs)
-    return subprocess.run(cmd, capture_output=True, text=True, env={**ENV, **(env or {})})
+    return subprocess.run(cmd, capture_output=True, text=True, env=quiet_env(**(env or {})))
 
 
 def _kill_when(study: Path, results: Path, first: str, then: str, jobs: int = 1) -> str:
     """Start a study, SIGKILL it as soon as its output shows ``then`` after ``first``; returns the output seen."""
     proc = subprocess.Popen(_cmd(study, results, jobs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=ENV)  # fmt: skip
+                            env=quiet_env())  # fmt: skip
     seen = []
     assert proc.stdout is not None
     for line in proc.stdout:

@@ -4,7 +4,6 @@ table; a paper study runs end to end from the CLI on the VOC fixture folder."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from data_fixtures import make_voc
+from tests_helpers import quiet_env
 
 from ablate.config.schema import EvalConfig
 from ablate.core.errors import ConfigError
@@ -125,8 +125,7 @@ def test_paper_study_on_the_voc_fixture_end_to_end(tmp_path):
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "ablate.cli", "run", str(study), "--results", str(results), *args]
-    env = {**os.environ, "WANDB_MODE": "disabled"}  # W&B and the report are tested elsewhere; seconds a run
-    out = subprocess.run([*cmd, "--no-report"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    out = subprocess.run([*cmd, "--no-report"], capture_output=True, text=True, cwd=tmp_path, env=quiet_env())
     assert out.returncode == 0, out.stdout + out.stderr
     loaded = load_study(study, {k: yaml.safe_load(str(v)) for k, v in sets.items()})
     runs = expand(loaded)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from slurm_cluster import Cluster, available
+from tests_helpers import quiet_env
 
 why_not = available()
 if why_not and os.environ.get("CI"):
@@ -40,12 +41,10 @@ EXECUTOR = "executor: {kind: slurm, partition: debug, cpus_per_task: 1, time_min
 
 
 def _ablate(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    # W&B and the report are tested elsewhere (test_end_to_end, test_results); off here, each costs seconds a run
     if args[0] == "run":
         args = (*args, "--no-report")
-    env = {**os.environ, "WANDB_MODE": "disabled"}
     return subprocess.run([sys.executable, "-m", "ablate.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          env=env)  # fmt: skip
+                          env=quiet_env())  # fmt: skip
 
 
 def test_study_runs_on_slurm_and_table_is_collected(cluster, tiny_study, tmp_path):

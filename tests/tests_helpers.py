@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def quiet_env(**extra: str) -> dict[str, str]:
+    """The environment of an ``ablate run`` (give it ``--no-report`` too) whose test asserts neither W&B nor the
+    report: W&B off. Offline it costs about 4 s an invocation; test_end_to_end and test_results test both."""
+    return {**os.environ, "WANDB_MODE": "disabled", **extra}
 
 
 class Quiet:

@@ -12,7 +12,7 @@ zero), so a model with cascaded blocks starts where the plain backbone is, whate
 
 from __future__ import annotations
 
-from timm.models.resnet import BasicBlock, Bottleneck, downsample_avg, downsample_conv
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet, downsample_avg, downsample_conv
 from torch import nn
 
 RESNET_UNITS = (BasicBlock, Bottleneck)  # the units ``cascade`` can copy
@@ -63,13 +63,6 @@ def cascade(
         stage = nn.Sequential(*units)
         if multi_grid:
             set_rates(spatial_convs(stage), [unit * rate for unit in multi_grid])
-        for m in stage.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        for unit in units:
-            unit.zero_init_last()
+        ResNet.init_weights(stage)  # timm's own init of a ResNet's convs and residual branches, on this stage alone
         stages.append(stage)
     return nn.Sequential(*stages)
