@@ -3,6 +3,7 @@ allowed (with a did-you-mean for unknown keys and names)."""
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any, Literal
@@ -54,6 +55,9 @@ def format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
     key = ".".join(path) or "<top>"
     kind, value = err["type"], err.get("input")
     err = {**err, "msg": err["msg"].removeprefix("Value error, ")}  # our validators' own words
+    named = re.match(r"([a-z_]+(?:\.[a-z_]+)+): (.*)", err["msg"]) if not path and kind == "value_error" else None
+    if named:  # a check across sections names the key it is about
+        return named[1], named[2]
     if kind == "extra_forbidden":
         allowed = list(parent.model_fields) if isinstance(parent, type) else []
         scope = f" for {head[:-2]}" if head else ""

@@ -7,14 +7,16 @@ default; a recipe file gives only what it changes.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
+from ablate.core.errors import ConfigError
 from ablate.core.schema import Strict, default_tag
 from ablate.data import DataConfig
 from ablate.data.synthetic import SyntheticData
 from ablate.models.spec import ModelConfig, OutputStride
+from ablate.models.weights import source_of
 
 
 class TrainConfig(Strict):
@@ -40,6 +42,11 @@ class TrainConfig(Strict):
     # steps between validations during training (0: none, only the final evaluation): mIoU of the model as it is,
     # whole image at one scale, written to trainings/<id>/val.csv for the report's training curves
     val_every: NonNegativeInt = 0
+    # class weights of the loss: ``median_frequency`` (SegNet, after Eigen & Fergus) weighs class c by
+    # median(f) / f(c), f(c) = pixels of c / pixels of the training images that hold c (counted once, cached)
+    class_weights: Literal["none", "median_frequency"] = "none"
+
+    late_keys: ClassVar[tuple[str, ...]] = ("class_weights",)
 
 
 class GaussianCRF(Strict):
@@ -98,6 +105,11 @@ class EvalConfig(Strict):
     trimap: list[PositiveInt] = Field(default_factory=lambda: [2, 8])
     overlap: float = Field(default=1 / 3, ge=0, lt=1)
     crf: CRFConfig = Field(default_factory=CRFConfig)
+    # the split evaluated (null: the data set's validation split, ``data.val_split``); e.g. ``test``: pick on val,
+    # report test, from one training (an eval-only axis ``eval.split: [val, test]`` shows both)
+    split: str | None = None
+
+    late_keys: ClassVar[tuple[str, ...]] = ("split",)
 
     @field_validator("scales")
     @classmethod
@@ -128,6 +140,33 @@ class Recipe(Strict):
                 f"training images (data.{'num_train' if hasattr(d, 'num_train') else 'max_train'}); lower it or use "
                 "more images"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _eval_split_exists(self) -> Recipe:
+        if self.eval.split is not None:
+            try:
+                self.data.for_eval(self.eval.split)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _normalisation_of_the_weights(self) -> Recipe:
+        """Inputs normalised as the backbone's weights were trained: a named weights source sets data.mean/std; a
+        recipe that gives others is refused (feeding ImageNet mean/std to a net trained on [-1, 1] is silent)."""
+        source = source_of(self.model.weights)
+        if source is None:
+            return self
+        for key in ("mean", "std"):
+            wanted = getattr(source, key)
+            given = getattr(self.data, key)
+            if key in self.data.model_fields_set and tuple(given) != tuple(wanted):
+                raise ValueError(
+                    f"data.{key}: {tuple(given)} is not the normalisation model.weights '{source.name}' was trained "
+                    f"with {wanted}: leave data.{key} out (it follows the weights)"
+                )
+            setattr(self.data, key, tuple(wanted))
         return self
 
     @model_validator(mode="before")

@@ -4,16 +4,30 @@ errors and the ``ablate heads`` listing)."""
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError, model_serializer
 from pydantic.fields import FieldInfo
 
 
 class Strict(BaseModel):
-    """A config section: unknown keys are errors (a typo never silently does nothing)."""
+    """A config section: unknown keys are errors (a typo never silently does nothing).
+
+    ``late_keys``: keys added after runs were made with this section. They are left out of the dump while they hold
+    their default, so those runs keep their ids (a run's id hashes its resolved recipe)."""
 
     model_config = ConfigDict(extra="forbid")
+    late_keys: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        data = handler(self)
+        if self.late_keys and isinstance(data, dict):
+            fields = type(self).model_fields
+            for key in self.late_keys:
+                if key in data and getattr(self, key) == fields[key].get_default(call_default_factory=True):
+                    del data[key]
+        return data
 
 
 def type_name(annotation: Any) -> str:

@@ -77,6 +77,22 @@ class DataSpec(Strict):
     def check(self) -> None:
         """Raise ``DataRootError`` (one line) when the data cannot be read; nothing to check by default."""
 
+    def splits(self) -> tuple[str, ...]:
+        """The splits this data set has (what ``eval.split`` may name)."""
+        return ("train", "val")
+
+    def eval_split(self) -> str:
+        """The split evaluation reads by default: the one training validates on."""
+        return "val"
+
+    def for_eval(self, split: str) -> DataSpec:
+        """This data set with ``split`` in the validation role (what ``eval.split`` evaluates)."""
+        if split != self.eval_split():
+            raise ConfigError(
+                f"eval.split: '{split}' is not a split data set '{self.name}' can evaluate; allowed: {self.eval_split()}"
+            )
+        return self
+
     def source(self, split: Split) -> Source:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -2,12 +2,14 @@
 of images, palette/index PNGs and split lists. Torch-free (``ablate plan`` and the preflight use it).
 
 A root comes from the recipe (``data.root``) or, when that is not given, from ``ABLATE_<NAME>_ROOT``, else
-``$ABLATE_DATA_ROOT/<name>``. A missing or malformed root raises ``DataRootError``: one line with the layout that was
+``$ABLATE_DATA_ROOT/<name>``, else, for a data set ``ablate data fetch`` can download, where that command puts it
+(``data_home()/<name>``). A missing or malformed root raises ``DataRootError``: one line with the layout that was
 expected."""
 
 from __future__ import annotations
 
 import os
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +18,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 
+from ablate.core.errors import ConfigError
 from ablate.data.base import DataRootError, DataSpec
 
 
@@ -38,6 +41,14 @@ def read_index_png(path: Path, what: str) -> np.ndarray:
 def read_list(path: Path) -> list[str]:
     """Image ids of a split file (first token of each non-empty line)."""
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def data_home() -> Path:
+    """Where ``ablate data fetch`` puts a data set by default: ``$ABLATE_DATA_ROOT``, else
+    ``$XDG_DATA_HOME/ablate`` (``~/.local/share/ablate``)."""
+    if os.environ.get("ABLATE_DATA_ROOT"):
+        return Path(os.environ["ABLATE_DATA_ROOT"])
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "ablate"
 
 
 def limit(items: list, n: int | None) -> list:
@@ -73,6 +84,9 @@ class FolderData(DataSpec):
     max_train: PositiveInt | None = None  # first N training images only (smoke tests, reduced runs)
     max_val: PositiveInt | None = None  # first N validation images only
 
+    # ``ablate data fetch <name>`` can download this data set (its default root is where that command puts it)
+    fetchable: ClassVar[bool] = False
+
     @classmethod
     def layout(cls) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -80,6 +94,19 @@ class FolderData(DataSpec):
     @property
     def crop(self) -> int:
         return self.crop_size
+
+    def splits(self) -> tuple[str, ...]:
+        splits = type(self).model_fields["val_split"].annotation
+        return tuple(dict.fromkeys((*typing.get_args(splits), self.train_split, self.val_split)))
+
+    def eval_split(self) -> str:
+        return self.val_split
+
+    def for_eval(self, split: str) -> FolderData:
+        if split not in self.splits():
+            allowed = ", ".join(self.splits())
+            raise ConfigError(f"eval.split: '{split}' is not a split of data set '{self.name}'; allowed: {allowed}")
+        return self if split == self.val_split else self.model_copy(update={"val_split": split})
 
     def required(self, split: str) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -96,8 +123,8 @@ class FolderData(DataSpec):
         var = f"ABLATE_{self.name.upper()}_ROOT"
         if os.environ.get(var):
             return Path(os.environ[var])
-        if os.environ.get("ABLATE_DATA_ROOT"):
-            return Path(os.environ["ABLATE_DATA_ROOT"]) / self.name
+        if os.environ.get("ABLATE_DATA_ROOT") or self.fetchable:
+            return data_home() / self.name
         raise DataRootError(
             f"data.root: no root folder for data set '{self.name}': set data.root in the recipe (or --set "
             f"data.root=PATH), or the environment variable {var} (or ABLATE_DATA_ROOT, which holds {self.name}/); "
@@ -109,8 +136,9 @@ class FolderData(DataSpec):
         missing path and the layout."""
         path = self.resolve_root()
         if not path.is_dir():
+            fetch = f"; download it with 'ablate data fetch {self.name} {path}'" if self.fetchable else ""
             raise DataRootError(
-                f"data.root: '{path}' is not a folder (data set '{self.name}'); expected layout: {self.layout()}"
+                f"data.root: '{path}' is not a folder (data set '{self.name}'){fetch}; expected layout: {self.layout()}"
             )
         need = list(dict.fromkeys(p for split in splits for p in self.required(split)))
         for rel in need:
@@ -181,6 +209,9 @@ class PairedFolderData(FolderData):
     @classmethod
     def layout(cls) -> str:
         return cls.FILES.layout()
+
+    def splits(self) -> tuple[str, ...]:
+        return self.FILES.splits
 
     def required(self, split: str) -> list[str]:
         return [f"{self.FILES.images}/{split}", f"{self.FILES.labels}/{split}"]

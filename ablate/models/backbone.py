@@ -19,9 +19,11 @@ import timm
 import torch
 from torch import nn
 
+from ablate.core.errors import ConfigError
 from ablate.models.cascade import RESNET_UNITS, block_geometry, cascade, set_rates
 from ablate.models.heads.hdc import warn_gridding
 from ablate.models.layers.deform import DeformConv
+from ablate.models.weights import WeightSource, source_of
 
 
 class BuildError(ValueError):
@@ -81,9 +83,16 @@ class Backbone(nn.Module):
             self.body = DilatedVGG16(fc=name == "vgg16_dilated_fc", pretrained=pretrained, weights=weights)
             self._set_features(output_stride)
             return
+        source = source_of(weights)
+        if source is not None and name != source.architecture:
+            raise BuildError(
+                "model.backbone",
+                f"model.weights '{weights}' are weights of '{source.architecture}', not of '{name}': "
+                f"use backbone: {source.architecture}",
+            )
         kwargs: dict = {**(backbone_args or {}), "features_only": True}
-        kwargs["pretrained"] = pretrained or weights is not None
-        if weights is not None:
+        kwargs["pretrained"] = source is None and (pretrained or weights is not None)
+        if weights is not None and source is None:
             kwargs["pretrained_cfg_overlay"] = {"file": weights}
         timm_stride = min(output_stride, 32)  # beyond 32: the cascaded blocks' strides
         if timm_stride != 32:
@@ -101,6 +110,8 @@ class Backbone(nn.Module):
                 f"backbone '{name}' cannot run at output stride {output_stride} (it cannot dilate); "
                 f"use output_stride: 32 or a family that dilates ({DILATABLE})",
             ) from None
+        if source is not None:
+            load_source(self.body, source, backbone_args)
         reductions = list(self.body.feature_info.reduction())
         if reductions[-1] != timm_stride:
             raise BuildError(
@@ -188,6 +199,40 @@ class Backbone(nn.Module):
 
 
 VGG_DILATED = ("vgg16_dilated", "vgg16_dilated_fc")
+
+
+def source_state(source: WeightSource, backbone_args: dict | None = None) -> dict[str, torch.Tensor]:
+    """The source's tensors under the names of its timm model: they follow that model's layout in order, shape for
+    shape (the file's own key names are another implementation's); ``BuildError`` when they do not."""
+    state = torch.load(source.path(), map_location="cpu", weights_only=True)
+    with torch.device("meta"):
+        names = timm.create_model(source.architecture, **(backbone_args or {})).state_dict()
+    if len(names) != len(state) or any(
+        tuple(t.shape) != tuple(ref.shape) for t, ref in zip(state.values(), names.values(), strict=False)
+    ):
+        raise BuildError(
+            "model.weights",
+            f"'{source.name}' ({len(state)} tensors) does not match the layout of timm's {source.architecture} "
+            f"({len(names)} tensors) in order and shape",
+        )
+    return dict(zip(names, state.values(), strict=True))
+
+
+def load_source(body: nn.Module, source: WeightSource, backbone_args: dict | None = None) -> None:
+    """Load a package's weights into a timm ``features_only`` net (every tensor of the net must be there; the
+    classifier's are left out). On the meta device (the preflight's build) only the file's presence is checked."""
+    try:
+        source.path()
+    except ConfigError as exc:
+        raise BuildError("model.weights", str(exc).removeprefix("model.weights: ")) from None
+    if any(p.is_meta for p in body.parameters()):
+        return
+    mapped = source_state(source, backbone_args)
+    own = body.state_dict()
+    missing = [k for k in own if k not in mapped or mapped[k].shape != own[k].shape]
+    if missing:
+        raise BuildError("model.weights", f"'{source.name}' has no tensor for {missing[0]} ({len(missing)} missing)")
+    body.load_state_dict({k: mapped[k] for k in own}, strict=True)
 
 
 class _FeatureInfo:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt, model_serializer
+from pydantic import Field, PositiveInt, field_validator
 
+from ablate.core.errors import ConfigError
 from ablate.core.schema import Strict
 from ablate.models.heads import HeadConfig
 from ablate.models.heads.none import NoneParams
+from ablate.models.weights import source_of
 
 # beyond 32 only with cascaded blocks (DeepLabv3 Table 1 runs block7 at output strides 8 to 256)
 OutputStride = Literal[8, 16, 32, 64, 128, 256]
@@ -25,7 +27,9 @@ class DecoderConfig(Strict):
 class ModelConfig(Strict):
     backbone: str = "test_resnet"
     pretrained: bool = False
-    weights: str | None = None  # local weights file for the backbone (no downloads at run time)
+    # the backbone's weights: a local file, or a source installed as a package, e.g. efficientnet_lite0
+    # (ablate/models/weights.py; data.mean/std then follow the weights); no downloads at run time
+    weights: str | None = None
     # extra keyword arguments of timm.create_model, e.g. {layers: [1, 1, 1, 3]}: test_resnet with three blocks in
     # its last stage, so that DeepLabv3's multi-grid (r1, r2, r3) has a block per unit rate
     backbone_args: dict[str, Any] = Field(default_factory=dict)
@@ -43,11 +47,13 @@ class ModelConfig(Strict):
     # cross-entropy added with this weight during training (PSPNet: 0.4); 0 = no auxiliary head
     aux_loss: float = Field(default=0.0, ge=0)
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # keys added after runs were made are left out at their default, so that those runs keep their ids
-        # (a run's id hashes its resolved recipe)
-        data = handler(self)
-        if isinstance(data, dict) and data.get("cascade_blocks") == 0:
-            del data["cascade_blocks"]
-        return data
+    late_keys: ClassVar[tuple[str, ...]] = ("cascade_blocks",)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_source(cls, weights: str | None) -> str | None:
+        try:
+            source_of(weights)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("model.weights: ")) from None
+        return weights

@@ -26,6 +26,8 @@ def preflight(configs: Iterable[dict[str, Any]], source_of: Callable[[str], str]
             seen.add(data_key)
             try:
                 recipe.data.check()
+                if recipe.eval.split is not None:
+                    recipe.data.for_eval(recipe.eval.split).check()
             except DataRootError as exc:
                 raise ConfigError(f"{source_of('data.root')}: {str(exc).removeprefix('data.root: ')}") from None
         for model, at_eval in ((recipe.model, False), (eval_model_config(recipe.model, recipe.eval), True)):
