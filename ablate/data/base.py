@@ -89,7 +89,7 @@ class DataSpec(Strict):
         """This data set with ``split`` in the validation role (what ``eval.split`` evaluates)."""
         if split != self.eval_split():
             raise ConfigError(
-                f"eval.split: '{split}' is not a split data set '{self.name}' can evaluate; allowed: {self.eval_split()}"
+                f"eval.split: '{split}' is not a split data set '{self.name}' evaluates; allowed: {self.eval_split()}"
             )
         return self
 

@@ -84,6 +84,11 @@ class DataSets:
     ignore_index: int = 255
 
 
+def eval_set(spec: DataSpec) -> SegmentationSet:
+    """The split in ``spec``'s validation role, as evaluation reads it (see ``DataSpec.for_eval``)."""
+    return SegmentationSet(spec, "val", augment=False)
+
+
 def build_datasets(spec: DataSpec) -> DataSets:
     """Train and validation sets; a missing or malformed root raises ``DataRootError`` (one line, the layout)."""
     train = SegmentationSet(spec, "train", augment=True)

@@ -22,21 +22,25 @@ TRIMAP = "trimap:"  # ``trimap:<width>``: mIoU in the band of that width (pixels
 
 
 REACH = "reach"  # px: where accuracy by distance to the class's evidence falls below 50% (data that know it)
+BF = "bf"  # SegNet's boundary F1 score (runs evaluated before it was measured have none)
 
 
 def metric_title(key: str) -> str:
     """``miou`` -> ``mIoU``; ``trimap:2`` -> ``mIoU@2px`` (in the 2-pixel band around boundaries)."""
     if key == REACH:
         return "reach (px)"
+    if key == BF:
+        return "BF"
     return f"mIoU@{key[len(TRIMAP):]}px" if key.startswith(TRIMAP) else METRICS[key]
 
 
 def metric_keys(df: pd.DataFrame) -> list[str]:
-    """The metrics a table of runs has: the four scalar ones, the trimap bands by width, then the reach where
-    the data set records it."""
+    """The metrics a table of runs has: the four scalar ones, the boundary F1 where it was measured, the trimap
+    bands by width, then the reach where the data set records it."""
     bands = sorted((c for c in df.columns if str(c).startswith(TRIMAP)), key=lambda c: int(c[len(TRIMAP):]))
+    bf = [BF] if BF in df.columns and df[BF].notna().any() else []
     reach = [REACH] if REACH in df.columns and df[REACH].notna().any() else []
-    return [*METRICS, *bands, *reach]
+    return [*METRICS, *bf, *bands, *reach]
 COSTS = {"params": "Params (M)", "macs": "MACs (G)", "latency_ms": "Latency (ms)", "peak_mem_mb": "Memory (MB)"}
 MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 
@@ -162,7 +166,8 @@ def display(summary: pd.DataFrame, axes: list[str], metric: str = "miou") -> pd.
     """The human table, one row per configuration: axis values, 'mean ± std' per metric, n, Δ (with the
     significance mark), cost, and a status column saying which runs failed or are missing."""
     shown = pd.DataFrame({short: summary[axis] for axis, short in short_names(axes).items()})
-    means = [str(c) for c in summary.columns if str(c).startswith(TRIMAP) and str(c).endswith("_mean")]
+    means = [f"{BF}_mean"] if f"{BF}_mean" in summary and summary[f"{BF}_mean"].notna().any() else []
+    means += [str(c) for c in summary.columns if str(c).startswith(TRIMAP) and str(c).endswith("_mean")]
     means += [f"{REACH}_mean"] if f"{REACH}_mean" in summary else []
     for key in [*METRICS, *(c.removesuffix("_mean") for c in means)]:
         shown[metric_title(key)] = [_metric_cell(row, key) for _, row in summary.iterrows()]

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ablate.core.text import format_value
-from ablate.report.table import COSTS, METRICS, REACH, TRIMAP, metric_keys
+from ablate.report.table import BF, COSTS, METRICS, REACH, TRIMAP, metric_keys
 from ablate.study.grid import Run
 from ablate.study.store import Store
 
@@ -27,9 +27,9 @@ def collect(runs: list[Run], store: Store) -> pd.DataFrame:
         row["error"] = record.get("error", "") if status == "failed" else ""
         done = status == "done"
         metrics = record.get("metrics", {}) if done else {}
-        for key in METRICS:
+        for key in (*METRICS, BF):
             value = metrics.get(key)
-            row[key] = None if value is None else 100.0 * value
+            row[key] = None if value is None or (isinstance(value, float) and math.isnan(value)) else 100.0 * value
         for width, value in (record.get("trimap") or {}).items() if done else ():
             row[f"{TRIMAP}{width}"] = None if value is None or math.isnan(value) else 100.0 * value
         if done and record.get("reach_px") is not None:  # px, not %

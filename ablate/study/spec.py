@@ -12,9 +12,11 @@ from ablate.core.schema import Strict, default_tag
 from ablate.study.executors import ExecutorConfig
 from ablate.study.executors.local import LocalExecutor
 
-# a table's metric: one of the four scalar metrics, the mIoU in a trimap band, ``trimap:<width>`` (eval.trimap), or
-# ``reach`` (px, on data that record the distance to a class's evidence: the synthetic set)
-Metric = Literal["miou", "pixel_acc", "mean_acc", "fwiou", "reach"] | Annotated[str, Field(pattern=r"^trimap:[0-9]+$")]
+# a table's metric: one of the four scalar metrics, SegNet's boundary F1 (``bf``), the mIoU in a trimap band,
+# ``trimap:<width>`` (eval.trimap), or ``reach`` (px, on data that record the distance to a class's evidence: the
+# synthetic set)
+Scalar = Literal["miou", "pixel_acc", "mean_acc", "fwiou", "bf", "reach"]
+Metric = Scalar | Annotated[str, Field(pattern=r"^trimap:[0-9]+$")]
 SEED_MAX = 2**32 - 1  # what every RNG a run seeds (torch, numpy, Python) accepts
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
@@ -80,6 +82,9 @@ class ReferenceRow(Strict):
     pixel_acc: float | None = None
     mean_acc: float | None = None
     fwiou: float | None = None
+    bf: float | None = None
+    # per-class IoU as published, by ablate's class names (the report puts them beside the reproduced ones)
+    per_class_iou: dict[str, float] = Field(default_factory=dict)
 
 
 class Reference(Strict):

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ablate.config.schema import EvalConfig
+from ablate.train.boundary_f1 import BoundaryF1
 from ablate.train.crf import CRFPool
 from ablate.train.inference import predict
 from ablate.train.metrics import Reach, Trimap, confusion_metric, metrics_from_confusion
@@ -60,15 +61,17 @@ def evaluate(
     """Metrics of ``model`` on ``dataset`` with the inference strategy and CRF of ``cfg``.
 
     With the CRF on, each batch's probabilities go to the CRF pool while the network predicts the next batch;
-    labels come back in order. Also returns ``trimap`` (mIoU in the band of each ``cfg.trimap`` width around the
-    label boundaries), ``confusion`` (pixel counts), ``reach`` (pixel accuracy by distance to the evidence of the
-    class, on a data set that knows it), ``eval_time_s`` and, with the CRF, ``crf_workers``.
+    labels come back in order. Also returns ``bf`` (SegNet's boundary F1, ``ablate.train.boundary_f1``), ``trimap``
+    (mIoU in the band of each ``cfg.trimap`` width around the label boundaries), ``confusion`` (pixel counts),
+    ``reach`` (pixel accuracy by distance to the evidence of the class, on a data set that knows it),
+    ``eval_time_s`` and, with the CRF, ``crf_workers``.
     ``showcase`` keeps the predictions of its images (after the CRF, as they were scored).
     """
     started = time.perf_counter()
     model.eval().to(device)
     confusion = confusion_metric(num_classes, ignore_index, sync=False).to(device)  # this process's images only
     trimap = Trimap(cfg.trimap, num_classes, ignore_index).to(device)
+    bf = BoundaryF1(num_classes, ignore_index)
     knows_context = getattr(dataset, "context", None) is not None and len(dataset) and dataset.context(0) is not None
     reach = Reach() if knows_context else None  # accuracy by distance to the evidence (the synthetic set)
     pool = CRFPool(cfg.crf, shared=True) if cfg.crf.enabled else None
@@ -79,8 +82,10 @@ def evaluate(
     def score(first: int, preds: torch.Tensor, labels: torch.Tensor) -> None:
         confusion.update(preds, labels)
         trimap.update(preds, labels)
+        preds_np, labels_np = preds.cpu().numpy(), labels.cpu().numpy()
+        bf.update(preds_np, labels_np)
         if showcase is not None or reach is not None:
-            for i, (label, pred) in enumerate(zip(labels.cpu().numpy(), preds.cpu().numpy(), strict=True)):
+            for i, (label, pred) in enumerate(zip(labels_np, preds_np, strict=True)):
                 if showcase is not None:
                     showcase.offer(first + i, label, pred)
                 if reach is not None:
@@ -113,6 +118,7 @@ def evaluate(
     metrics = metrics_from_confusion(matrix)
     metrics["confusion"] = matrix.long().tolist()  # rows: ground truth, columns: prediction (pixels)
     metrics["trimap"] = trimap.compute()
+    metrics["bf"] = bf.compute()
     if reach is not None:
         metrics["reach"] = reach.compute()
     metrics["eval_time_s"] = round(time.perf_counter() - started, 3)

@@ -21,6 +21,7 @@ from ablate.config.schema import Recipe
 from ablate.core import signals
 from ablate.core.curve import CURVE_FILE, VAL_FILE, Point, read_curve, read_val, write_curve, write_val
 from ablate.core.files import atomic_save, atomic_write
+from ablate.data.balance import class_weights
 from ablate.data.loader import DataSets, train_loader
 from ablate.train.checkpoint import CHECKPOINT_FILE, checkpoint_state, read_checkpoint, restore_rng, save_checkpoint
 from ablate.train.evaluate import validate
@@ -127,7 +128,8 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
     checkpoint = train_dir / CHECKPOINT_FILE
     resumed = read_checkpoint(checkpoint, progress if fabric.is_global_zero else None)
     start = resumed["global_step"] if resumed else 0
-    module = SegmentationModule(recipe, num_classes=len(data.classes), ignore_index=data.ignore_index)
+    weights = class_weights(recipe.data, recipe.train.class_weights)
+    module = SegmentationModule(recipe, len(data.classes), data.ignore_index, weights)
     if sync_bn(recipe):
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
     model = fabric.setup_module(module)  # on the device; DDP-wrapped with more than one process

@@ -36,10 +36,16 @@ def poly_lambda(max_steps: int, power: float, warmup: int = 0):
 
 
 class SegmentationModule(L.LightningModule):
-    def __init__(self, recipe: Recipe, num_classes: int, ignore_index: int = 255):
+    def __init__(self, recipe: Recipe, num_classes: int, ignore_index: int = 255,
+                 class_weights: list[float] | None = None):  # fmt: skip
         super().__init__()
         self.recipe = recipe
         self.ignore_index = ignore_index
+        # the loss's class weights (``train.class_weights``); a buffer, so it moves to the device with the module
+        self.class_weight: torch.Tensor | None
+        self.register_buffer(
+            "class_weight", None if class_weights is None else torch.tensor(class_weights), persistent=False
+        )
         self.model = build_model(recipe.model, num_classes)
         self.channels_last = recipe.train.channels_last
         if self.channels_last:
@@ -73,11 +79,12 @@ class SegmentationModule(L.LightningModule):
 
     def loss(self, out: torch.Tensor | tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the model's output; with PSPNet's auxiliary head, plus ``model.aux_loss`` x its own."""
+        weight, ignore = self.class_weight, self.ignore_index
         if isinstance(out, tuple):
             logits, aux = out
-            loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
-            return loss + self.recipe.model.aux_loss * F.cross_entropy(aux, labels, ignore_index=self.ignore_index)
-        return F.cross_entropy(out, labels, ignore_index=self.ignore_index)
+            loss = F.cross_entropy(logits, labels, weight=weight, ignore_index=ignore)
+            return loss + self.recipe.model.aux_loss * F.cross_entropy(aux, labels, weight=weight, ignore_index=ignore)
+        return F.cross_entropy(out, labels, weight=weight, ignore_index=ignore)
 
     def training_step(self, batch, batch_idx):
         images, labels = batch

@@ -13,7 +13,7 @@ import torch
 
 from ablate.config.schema import Recipe
 from ablate.core.files import atomic_write, file_sha256
-from ablate.data.loader import DataSets
+from ablate.data.loader import DataSets, eval_set
 from ablate.train.evaluate import Showcase, evaluate
 from ablate.train.inference import build_eval_model, eval_model_config
 from ablate.train.loop import MODEL_FILE, sync_bn
@@ -42,19 +42,21 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
     if recipe.train.channels_last:
         model.to(memory_format=torch.channels_last)
     device = eval_device(recipe)
+    split = recipe.eval.split or recipe.data.eval_split()
+    dataset = data.val if split == recipe.data.eval_split() else eval_set(recipe.data.for_eval(split))
     showcase = Showcase(SHOWCASE_IMAGES, data.ignore_index) if predictions is not None else None
-    m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, device, showcase)
+    m = evaluate(model, dataset, recipe.eval, len(data.classes), data.ignore_index, device, showcase)
     if showcase is not None and showcase.kept:
         buffer = io.BytesIO()
         colours = recipe.data.class_colours()  # the data set's own class colours, for the report's grid
-        np.savez_compressed(buffer, classes=np.array(data.classes), palette=colours, **showcase.arrays(data.val))
+        np.savez_compressed(buffer, classes=np.array(data.classes), palette=colours, **showcase.arrays(dataset))
         atomic_write(predictions, buffer.getvalue())
     used = eval_model_config(recipe.model, recipe.eval)
     from ablate.train.cost import measure
 
     cost = measure(model, recipe.data.crop, device)  # the eval size: the image, or the crop it is padded to
     return {
-        "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou")},
+        "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou", "bf")},
         "trimap": m["trimap"],  # {band width: mIoU in the band around label boundaries}
         "classes": list(data.classes),  # the class order (metrics.json sorts its keys)
         "per_class_iou": dict(zip(data.classes, m["per_class_iou"], strict=True)),
@@ -65,6 +67,8 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
         "params": count_params(model),
         "cost": cost,
         "eval": {
+            "split": split,
+            "images": len(dataset),
             "output_stride": used.output_stride,
             "head": used.head.model_dump(mode="json"),
             "eval_time_s": m["eval_time_s"],
