@@ -373,6 +373,12 @@ def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
     notes += _rule_notes(study, df)
     notes += _seed_notes(study, summary, df)
     done = df[df["status"] == "done"]
+    splits = [s for s in dict.fromkeys(done.get("eval_split", [])) if s]
+    if splits:
+        notes.append(f"Evaluated on: {', '.join(splits)}.")
+    inits = [s for s in dict.fromkeys(done.get("initialisation", [])) if s]
+    if inits:
+        notes.append(f"Backbone weights: {'; '.join(inits)}.")
     if "macs" in done and done["macs"].notna().any():
         hardware = "; ".join(dict.fromkeys(h for h in done["hardware"] if h)) or "unknown hardware"
         sizes = ", ".join(dict.fromkeys(s for s in done["eval_size"] if s))

@@ -47,6 +47,12 @@ def collect(runs: list[Run], store: Store) -> pd.DataFrame:
         for key in ("macs", "latency_ms", "peak_mem_mb"):
             row[key] = cost.get(key) if done else None
         row["hardware"] = cost.get("hardware", "") if done else ""
+        row["initialisation"] = (record.get("comparable") or {}).get("initialisation", "") if done else ""
+        evaluated = record.get("eval") or {}
+        data = (record.get("comparable") or {}).get("data", "")
+        row["eval_split"] = (
+            f"{data} {evaluated['split']} ({evaluated['images']} images)" if done and "images" in evaluated else ""
+        )
         row["eval_size"] = "×".join(str(s) for s in cost.get("image_size", [])) if done else ""
         rows.append(row)
     df = pd.DataFrame(rows)

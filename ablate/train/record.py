@@ -14,6 +14,7 @@ import torch
 from ablate.config.schema import Recipe
 from ablate.core.files import atomic_write, file_sha256
 from ablate.data.loader import DataSets, eval_set
+from ablate.models.weights import source_of
 from ablate.train.evaluate import Showcase, evaluate
 from ablate.train.inference import build_eval_model, eval_model_config
 from ablate.train.loop import MODEL_FILE, sync_bn
@@ -54,7 +55,10 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
     used = eval_model_config(recipe.model, recipe.eval)
     from ablate.train.cost import measure
 
-    cost = measure(model, recipe.data.crop, device)  # the eval size: the image, or the crop it is padded to
+    # at the eval size: the image, or the crop it is padded to (the first image's; a data set of mixed sizes pads
+    # each to at least the crop)
+    size = tuple(dataset[0][0].shape[-2:]) if len(dataset) else recipe.data.crop
+    cost = measure(model, size, device)
     return {
         "metrics": {k: m[k] for k in ("pixel_acc", "mean_acc", "miou", "fwiou", "bf")},
         "trimap": m["trimap"],  # {band width: mIoU in the band around label boundaries}
@@ -77,6 +81,17 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
     }
 
 
+def initialisation(recipe: Recipe) -> str:
+    """Where the backbone's weights came from, as a table says it."""
+    m = recipe.model
+    source = source_of(m.weights)
+    if source is not None:
+        return f"{m.backbone}: {source.describe()}"
+    if m.weights:
+        return f"{m.backbone}: weights file {Path(m.weights).name}"
+    return f"{m.backbone}: timm's pretrained weights" if m.pretrained else f"{m.backbone}: random init (from scratch)"
+
+
 def comparability(recipe: Recipe, threads: int | None = None) -> dict[str, Any]:
     """What makes a number comparable with a paper's: GPUs x images per GPU, SyncBN, precision, crop, iterations,
     learning rate, backbone weights file and its sha256 (and the other recipe facts the papers report), and the CPU
@@ -84,6 +99,7 @@ def comparability(recipe: Recipe, threads: int | None = None) -> dict[str, Any]:
     t, d, m = recipe.train, recipe.data, recipe.model
     procs = t.devices * t.num_nodes
     weights = m.weights
+    source = source_of(weights)
     return {
         "data": d.name,
         "train_split": getattr(d, "train_split", "train"),
@@ -102,6 +118,9 @@ def comparability(recipe: Recipe, threads: int | None = None) -> dict[str, Any]:
         "aux_loss": m.aux_loss,
         "backbone": m.backbone,
         "weights": weights,
-        "weights_sha256": file_sha256(weights) if weights and Path(weights).is_file() else None,
+        "weights_sha256": file_sha256(str(source.path()) if source else weights)
+        if weights and (source or Path(weights).is_file())
+        else None,
+        "initialisation": initialisation(recipe),
         "cpu_threads": threads,
     }
