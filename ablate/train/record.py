@@ -14,6 +14,7 @@ import torch
 from ablate.config.schema import Recipe
 from ablate.core.files import atomic_write, file_sha256
 from ablate.data.loader import DataSets
+from ablate.train.cpu_speed import prepare_for_device
 from ablate.train.evaluate import Showcase, evaluate
 from ablate.train.inference import build_eval_model, eval_model_config
 from ablate.train.loop import MODEL_FILE, sync_bn
@@ -42,6 +43,7 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
     if recipe.train.channels_last:
         model.to(memory_format=torch.channels_last)
     device = eval_device(recipe)
+    prepare_for_device(model, device)
     showcase = Showcase(SHOWCASE_IMAGES, data.ignore_index) if predictions is not None else None
     m = evaluate(model, data.val, recipe.eval, len(data.classes), data.ignore_index, device, showcase)
     if showcase is not None and showcase.kept:
