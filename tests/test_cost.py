@@ -1,6 +1,7 @@
 """Multiply-adds the cost record reports, against counts written out by hand: one deformable conv (v1 and v2, with
-groups, dilation and stride), every context head on a small map (the atrous taps ``AtrousConv2d`` drops included),
-and the deformable head no longer cheaper than the plain FCN head (torchvision's op had no flop formula)."""
+groups, dilation and stride), every context head on a small map (on CPU, where the record's model runs the CPU's
+``AtrousConv2d``, without the taps it drops; elsewhere every tap), and the deformable head no longer cheaper than the
+plain FCN head (torchvision's op had no flop formula)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from ablate.models.segmenter import build_head, build_model
 from ablate.models.spec import ModelConfig
 from ablate.train import cost
 from ablate.train.cost import measure
+from ablate.train.cpu_speed import use_atrous_convs
 
 torch.set_num_threads(1)
 
@@ -202,7 +204,30 @@ HEAD_CASES += [
 
 @pytest.mark.parametrize(("name", "params", "h", "w", "expected"), HEAD_CASES, ids=[c[0] for c in HEAD_CASES])
 def test_head_macs_match_the_analytic_count(name, params, h, w, expected):
+    """On CPU: the record's model is prepared for its device (``prepare_for_device``: the head's atrous convs)."""
     assert params.name == name
+    head = build_head(params, CIN)
+    use_atrous_convs(head)
+    macs, _ = counted(head, (1, CIN, h, w))
+    assert macs == expected
+
+
+PLAIN_CASES = [
+    # every tap of every branch, as nn.Conv2d (and so the GPU) computes them
+    (
+        ASPPParams(rates=[12, 4], channels=4, image_pooling=False),
+        8,
+        4,
+        conv(CIN, 4, 1, 32) + 2 * conv(CIN, 4, 9, 32) + conv(3 * 4, 4, 1, 32),
+    ),
+    (ContextParams(channels=4), 8, 8, conv(CIN, 4, 9, 64) + 7 * conv(4, 4, 9, 64) + conv(4, 4, 1, 64)),
+    (HDCParams(channels=4, repeats=1), 4, 4, conv(CIN, 4, 9, 16) + 2 * conv(4, 4, 9, 16)),
+]
+
+
+@pytest.mark.parametrize(("params", "h", "w", "expected"), PLAIN_CASES, ids=[c[0].name for c in PLAIN_CASES])
+def test_plain_head_macs_count_every_tap(params, h, w, expected):
+    """Off the CPU the head is left as built, plain convs: every tap counts, the ones reading padding too."""
     macs, _ = counted(build_head(params, CIN), (1, CIN, h, w))
     assert macs == expected
 

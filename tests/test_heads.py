@@ -3,10 +3,13 @@ reference implementations (torchvision's ASPP, identity inits, zero-offset defor
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytest
 import timm
@@ -17,12 +20,12 @@ from typer.testing import CliRunner
 from ablate.cli import app
 from ablate.core.errors import ConfigError
 from ablate.models.backbone import Backbone, BuildError
-from ablate.models.heads import HEADS
+from ablate.models.head_modules.context import ContextModule, large_widths
+from ablate.models.heads import HEADS, HeadParams
 from ablate.models.heads.aspp import ASPPParams
 from ablate.models.heads.hdc import GriddingWarning, HDCParams, gridding_problem
 from ablate.models.heads.ppm import PPMParams
 from ablate.models.heads.spp import SPPParams
-from ablate.models.layers.context import ContextModule, large_widths
 from ablate.models.layers.deform import DeformConv
 from ablate.models.segmenter import build_head, build_model
 from ablate.models.spec import ModelConfig
@@ -487,111 +490,6 @@ def test_last_stage_options_build_on_meta_for_preflight():
     assert all(isinstance(c, DeformConv) for c in convs) and [c.dilation[0] for c in convs] == [2, 4, 8]
 
 
-@pytest.mark.parametrize(
-    ("size", "dilation", "groups", "taps"),
-    [((4, 4), 6, 1, 1), ((16, 16), 18, 1, 1), ((16, 16), 12, 1, 9), ((5, 20), 6, 1, 3), ((8, 8), 8, 4, 1),
-     ((8, 8), 7, 4, 9), ((1, 1), 2, 1, 1)],
-)  # fmt: skip
-def test_atrous_conv_skips_padding_taps_with_the_same_output_and_gradients(size, dilation, groups, taps):
-    """Taps that can only read zero padding are not computed; output and both gradients equal the full conv's."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ablate.models.layers.atrous import AtrousConv2d
-
-    torch.manual_seed(0)
-    conv = AtrousConv2d(8, 12, 3, dilation, groups=groups)
-    x = torch.randn(2, 8, *size, requires_grad=True)
-    x_ref = x.detach().clone().requires_grad_()
-    counter = FlopCounterMode(display=False)
-    with counter:
-        out = conv(x)
-    ref = nn.functional.conv2d(x_ref, conv.weight, conv.bias, 1, dilation, dilation, groups)
-    assert out.shape == ref.shape
-    assert (out - ref).abs().max() < 1e-5
-    grad = torch.randn_like(ref)
-    out.backward(grad)
-    weight_grad = conv.weight.grad.clone()
-    conv.weight.grad = None
-    ref.backward(grad)
-    assert (x.grad - x_ref.grad).abs().max() < 1e-5
-    assert (weight_grad - conv.weight.grad).abs().max() < 1e-4
-    full = 2 * 2 * 12 * (8 // groups) * 9 * size[0] * size[1]
-    assert counter.get_total_flops() == full * taps // 9  # the skipped taps cost nothing
-
-
-def test_atrous_conv_keeps_the_conv2d_state_dict():
-    from ablate.models.layers.atrous import AtrousConv2d
-
-    assert AtrousConv2d(4, 6, 3, 5).state_dict().keys() == nn.Conv2d(4, 6, 3).state_dict().keys()
-    with pytest.raises(ValueError, match="odd kernel"):
-        AtrousConv2d(4, 6, 2, 5)
-
-
-@pytest.mark.parametrize(
-    ("size", "dilation", "channels_last", "bias"),
-    [((16, 16), 12, True, True), ((16, 16), 6, False, False), ((5, 20), 3, True, True), ((9, 9), 4, False, True)],
-)  # fmt: skip
-def test_atrous_tap_weight_gradient_equals_the_conv_gradient(size, dilation, channels_last, bias):
-    """Where most products read padding, the weight gradient is summed tap by tap over the real input only: the
-    gradients (input, weight, bias) are the conv's, and the weight gradient has the parameter's layout."""
-    from ablate.models.layers.atrous import TAP_GRAD_MAX_SHARE, AtrousConv2d, real_share
-
-    assert real_share(size, (3, 3), (dilation, dilation)) <= TAP_GRAD_MAX_SHARE
-    torch.manual_seed(0)
-    conv = AtrousConv2d(8, 12, 3, dilation, bias=bias)
-    x = torch.randn(2, 8, *size)
-    if channels_last:
-        conv.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    x.requires_grad_()
-    out = conv(x)
-    ref = nn.functional.conv2d(x, conv.weight, conv.bias, 1, dilation, dilation)
-    assert _backward_flops(out) < _backward_flops(ref)  # only the products that read real input
-    assert (out - ref).abs().max() < 1e-5
-    grad = torch.randn_like(ref)
-    wrt = [x, conv.weight] + ([conv.bias] if bias else [])
-    got, want = torch.autograd.grad(out, wrt, grad), torch.autograd.grad(ref, wrt, grad)
-    for g, w in zip(got, want, strict=True):
-        assert (g - w).abs().max() < 1e-4 * w.abs().max()
-    assert got[1].stride() == conv.weight.stride()
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 autocast: the same as autocast's own conv backward
-        out, ref = conv(x), nn.functional.conv2d(x, conv.weight, conv.bias, 1, dilation, dilation)
-    got, want = torch.autograd.grad(out.float(), wrt, grad), torch.autograd.grad(ref.float(), wrt, grad)
-    for g, w in zip(got, want, strict=True):
-        assert g.dtype == w.dtype == torch.float32 and (g - w).abs().max() < 1e-2 * w.abs().max()
-
-
-def _backward_flops(out: torch.Tensor) -> int:
-    """Multiply-adds (x2) the backward pass of ``out`` computes, by torch's FLOP counter."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        out.sum().backward(retain_graph=True)
-    return counter.get_total_flops()
-
-
-def test_atrous_real_share_and_when_the_tap_gradient_is_used():
-    from ablate.models.layers.atrous import AtrousConv2d, real_share
-
-    assert real_share((16, 16), (3, 3), (12, 12)) == 0.25  # per axis: (16 + 4 + 4) / 48
-    assert real_share((16, 16), (3, 3), (6, 6)) == 0.75**2
-    assert real_share((16, 16), (1, 1), (18, 18)) == 1.0
-    x = torch.randn(1, 4, 32, 32, requires_grad=True)
-
-    def plain(conv, inp):
-        return nn.functional.conv2d(inp, conv.weight, conv.bias, 1, conv.padding, conv.dilation, conv.groups)
-
-    conv = AtrousConv2d(4, 4, 3, 2)  # share 0.88: the conv kernel's gradient, every product
-    assert _backward_flops(conv(x)) == _backward_flops(plain(conv, x))
-    wide = AtrousConv2d(4, 4, 3, 12)  # share 0.25: tap by tap, the real products only
-    small = x[:, :, :16, :16]
-    assert _backward_flops(wide(small)) < _backward_flops(plain(wide, small))
-    with torch.no_grad():
-        assert wide(small).grad_fn is None
-    grouped = AtrousConv2d(4, 4, 3, 12, groups=4)  # depthwise (separable ASPP): the conv kernel's gradient
-    assert _backward_flops(grouped(small)) == _backward_flops(plain(grouped, small))
-
-
 @pytest.mark.parametrize("head", [n for n in HEADS if n != "deformable"])  # torchvision's deform_conv2d is NCHW
 def test_heads_keep_channels_last_through_every_module(head):
     """A branch that comes out NCHW (a broadcast image-pooling feature, an upsampled pyramid level) would turn the
@@ -609,3 +507,121 @@ def test_heads_keep_channels_last_through_every_module(head):
         module.register_forward_hook(lambda m, i, o, name=name: check(name, o))
     model(torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last))
     assert nchw == []
+
+
+# ---------------------------------------------------------------------------------------------------- kept layouts
+FROZEN = json.loads((Path(__file__).parent / "head_state_dicts.json").read_text())
+
+
+def _fingerprint(module: nn.Module, x: torch.Tensor) -> dict:
+    state = module.state_dict()
+    with torch.no_grad():
+        out = module.eval()(x).double()
+    return {
+        "state_dict": [f"{k} {'x'.join(map(str, v.shape)) or 'scalar'}" for k, v in state.items()],
+        "param_count": sum(p.numel() for p in module.parameters()),
+        "weight_sum": float(sum(v.double().sum() for v in state.values() if v.is_floating_point())),
+        "out_shape": list(out.shape),
+        "out_sum": float(out.sum()),
+        "out_abs_sum": float(out.abs().sum()),
+    }
+
+
+def _same_as_frozen(got: dict, frozen: dict) -> None:
+    assert got["state_dict"] == frozen["state_dict"]  # keys, their order and shapes: checkpoints load
+    assert got["param_count"] == frozen["param_count"]
+    assert got["weight_sum"] == pytest.approx(frozen["weight_sum"], rel=1e-6)  # the same init from the same seed
+    assert got["out_shape"] == frozen["out_shape"]
+    scale = frozen["out_abs_sum"]  # the same function
+    assert got["out_abs_sum"] == pytest.approx(scale, rel=1e-5)
+    assert got["out_sum"] == pytest.approx(frozen["out_sum"], abs=1e-5 * scale)
+
+
+@pytest.mark.parametrize("case", FROZEN["heads"], ids=lambda c: f"{c['name']}-{c['in_channels']}-{len(c['config'])}")
+def test_heads_keep_their_state_dicts_parameters_and_init(case):
+    """Every built-in head, at its defaults and other configs, has the state dict (keys, order, shapes), parameter
+    count, seeded init and function it had when heads were built by ``HeadParams.build`` (frozen in
+    ``head_state_dicts.json``): committed checkpoints load and seeded runs start where they did."""
+    params = HEADS[case["name"]](**case["config"])
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GriddingWarning)
+        head = build_head(params, case["in_channels"])
+    x = torch.randn(2, case["in_channels"], 9, 11, generator=torch.Generator().manual_seed(1))
+    _same_as_frozen(_fingerprint(head, x), case)
+
+
+def test_every_head_is_frozen():
+    assert {c["name"] for c in FROZEN["heads"]} == set(HEADS)
+
+
+@pytest.mark.parametrize("case", FROZEN["models"], ids=lambda c: c["model"]["head"]["name"])
+def test_models_keep_their_state_dicts(case):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.model_validate(case["model"]), case["classes"])
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    _same_as_frozen(_fingerprint(model, x), case)
+
+
+# ---------------------------------------------------------------------------------------------------- the contract
+class _Doubler(nn.Module):
+    """A head as a user writes one: a plain module with its own forward."""
+
+    def __init__(self, in_channels: int, params: HeadParams):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, params.width, 1)
+        self.out_channels = params.width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * self.conv(x)
+
+
+def _params(target, **fields):
+    """An (unregistered) head params class whose ``module`` is ``target``."""
+
+    class Params(HeadParams):
+        name: Literal["mine"] = "mine"
+        width: int = 3
+        module: ClassVar = target
+
+    return Params(**fields)
+
+
+def test_a_head_is_its_params_and_a_plain_module():
+    head = build_head(_params(_Doubler, width=5), 4)
+    assert isinstance(head, _Doubler) and head.out_channels == 5
+    x = torch.randn(1, 4, 3, 3)
+    assert torch.allclose(head(x), 2 * head.conv(x))
+    assert HEADS["aspp"].module_class().__name__ == "ASPP"  # the import path, resolved
+    assert ASPPParams().module_class() is HEADS["aspp"].module_class()
+    for name, params in HEADS.items():  # every built-in head: a params class naming an nn.Module class
+        assert issubclass(params.module_class(), nn.Module), name
+        assert params.module.startswith("ablate.models.head_modules." + name + ":"), name
+
+
+class _NoWidth(nn.Identity):
+    def __init__(self, in_channels: int, params: HeadParams):
+        super().__init__()
+
+
+class _ZeroWidth(_NoWidth):
+    out_channels = 0
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_package.heads:Head", r"cannot import 'no_such_package.heads:Head': ModuleNotFoundError"),
+        ("ablate.models.head_modules.aspp:Nope", r"cannot import .*AttributeError.*Nope"),
+        ("ablate.models.head_modules.aspp", r"needs the import path of its nn.Module class, 'package.module:Class'"),
+        ("torch.nn:functional", r"'torch.nn:functional' is not a class"),
+        (dict, r"builtins.dict is not a torch.nn.Module"),
+        (_NoWidth, r"_NoWidth must set self.out_channels to a positive int in __init__ \(got None\)"),
+        (_ZeroWidth, r"_ZeroWidth must set self.out_channels to a positive int in __init__ \(got 0\)"),
+    ],
+)
+def test_a_head_that_cannot_be_built_is_one_line_naming_it(target, message):
+    with pytest.raises(BuildError, match=message) as info:
+        build_head(_params(target), 4)
+    assert info.value.key == "model.head.name" and "model.head.name 'mine'" in str(info.value)
+    assert "\n" not in str(info.value)

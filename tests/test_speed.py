@@ -258,7 +258,7 @@ def test_interleaved_probe_charges_each_step_and_checkpoint():
 def test_nominal_flops_count_every_tap_and_executed_flops_only_the_real_ones():
     from ablate.bench.flops import nominal_step_flops
     from ablate.bench.models import step_flops
-    from ablate.models.layers.atrous import AtrousConv2d
+    from ablate.train.cpu_speed import AtrousConv2d
 
     x, y = torch.randn(2, 4, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)
     conv = AtrousConv2d(4, 2, 3, dilation=8, bias=False)  # on 4 x 4 only the centre tap reads the map

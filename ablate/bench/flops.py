@@ -18,7 +18,7 @@ def nominal_step_flops(model: nn.Module, x, y) -> float:
     """FLOPs of the step as the usual convention counts them (model FLOPs, as in MFU): every tap of every conv,
     as a plain ``nn.Conv2d`` runs it, including the ASPP taps that only read padding and that ``AtrousConv2d``
     skips. ``step_flops`` counts the products actually computed."""
-    from ablate.models.layers.atrous import AtrousConv2d
+    from ablate.train.cpu_speed import AtrousConv2d
 
     for m in model.modules():
         if isinstance(m, AtrousConv2d):

@@ -22,6 +22,7 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     from ablate.config.loading import load_recipe
     from ablate.data.loader import build_datasets, train_loader
     from ablate.models.segmenter import build_model
+    from ablate.train.cpu_speed import prepare_for_device
     from ablate.train.job import quiet
     from ablate.train.loop import train
     from ablate.train.module import make_optimizer, poly_lambda
@@ -36,7 +37,7 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
 
     def bare_steps():  # the bare loop, one step per next() (the interleaved probe runs it step by step)
         torch.manual_seed(recipe.seed)
-        model = build_model(recipe.model, len(data.classes))
+        model = prepare_for_device(build_model(recipe.model, len(data.classes)), "cpu")  # as ``train`` on CPU
         if t.channels_last:
             model.to(memory_format=torch.channels_last)
         model.train()

@@ -15,6 +15,7 @@ from ablate.bench.common import BenchConfig, _best, _device, _sync
 def ablate_deeplabv3(classes: int) -> nn.Module:
     from ablate.models.segmenter import build_model
     from ablate.models.spec import ModelConfig
+    from ablate.train.cpu_speed import prepare_for_device
 
     cfg = ModelConfig.model_validate(
         {
@@ -23,7 +24,7 @@ def ablate_deeplabv3(classes: int) -> nn.Module:
             "head": {"name": "aspp", "rates": [6, 12, 18], "image_pooling": True, "channels": 256},
         }
     )
-    return build_model(cfg, classes)
+    return prepare_for_device(build_model(cfg, classes), _device())  # as training runs it on this device
 
 
 class _OutOnly(nn.Module):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate.models import layers
-from ablate.models.backbone import Backbone
+from ablate.core.errors import ConfigError
+from ablate.models.backbone import Backbone, BuildError
 from ablate.models.decoder import Decoder
 from ablate.models.heads import HeadParams
 from ablate.models.layers import restride
@@ -82,9 +82,21 @@ def upsample_logits(logits: torch.Tensor, size: tuple[int, int] | torch.Size, sh
 
 
 def build_head(params: HeadParams, in_channels: int) -> nn.Module:
-    """The head's module (``params.build`` with the torch building blocks), with its ``out_channels``."""
-    module, out_channels = params.build(in_channels, layers)
-    module.out_channels = out_channels
+    """The head's module: its params class's module class (``HeadParams.module``), built as ``cls(in_channels,
+    params)``. Raises ``BuildError`` (key ``model.head.name``) when the class cannot be imported, is not an
+    ``nn.Module``, or leaves ``out_channels`` unset."""
+    try:
+        cls = params.module_class()
+    except ConfigError as exc:
+        raise BuildError("model.head.name", str(exc)) from None
+    where = f"model.head.name '{params.name}': {cls.__module__}.{cls.__qualname__}"
+    if not issubclass(cls, nn.Module):
+        raise BuildError("model.head.name", f"{where} is not a torch.nn.Module")
+    module = cls(in_channels, params)
+    out = getattr(module, "out_channels", None)
+    if isinstance(out, bool) or not isinstance(out, int) or out <= 0:
+        raise BuildError("model.head.name", f"{where} must set self.out_channels to a positive int in __init__ "
+                         f"(got {out!r})")  # fmt: skip
     return module
 
 

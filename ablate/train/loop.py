@@ -24,6 +24,7 @@ from ablate.core.files import atomic_save, atomic_write
 from ablate.data.balance import class_weights
 from ablate.data.loader import DataSets, train_loader
 from ablate.train.checkpoint import CHECKPOINT_FILE, checkpoint_state, read_checkpoint, restore_rng, save_checkpoint
+from ablate.train.cpu_speed import prepare_for_device
 from ablate.train.evaluate import validate
 from ablate.train.module import SegmentationModule
 
@@ -130,6 +131,7 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
     start = resumed["global_step"] if resumed else 0
     weights = class_weights(recipe.data, recipe.train.class_weights)
     module = SegmentationModule(recipe, len(data.classes), data.ignore_index, weights)
+    prepare_for_device(module.model, fabric.device)  # the CPU's atrous convs on CPU; elsewhere PyTorch's own
     if sync_bn(recipe):
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
     model = fabric.setup_module(module)  # on the device; DDP-wrapped with more than one process

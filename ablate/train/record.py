@@ -15,6 +15,7 @@ from ablate.config.schema import Recipe
 from ablate.core.files import atomic_write, file_sha256
 from ablate.data.loader import DataSets, eval_set
 from ablate.models.weights import source_of
+from ablate.train.cpu_speed import prepare_for_device
 from ablate.train.evaluate import Showcase, evaluate
 from ablate.train.inference import build_eval_model, eval_model_config
 from ablate.train.loop import MODEL_FILE, sync_bn
@@ -43,6 +44,7 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
     if recipe.train.channels_last:
         model.to(memory_format=torch.channels_last)
     device = eval_device(recipe)
+    prepare_for_device(model, device)
     split = recipe.eval.split or recipe.data.eval_split()
     dataset = data.val if split == recipe.data.eval_split() else eval_set(recipe.data.for_eval(split))
     showcase = Showcase(SHOWCASE_IMAGES, data.ignore_index) if predictions is not None else None

@@ -10,8 +10,7 @@ rates, the layout (and so the state dict order) matches torchvision's ``ASPP`` m
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -23,6 +22,7 @@ class ASPPParams(HeadParams):
     """Atrous spatial pyramid pooling (DeepLab v2/v3): a 1x1 branch, one 3x3 branch per rate, image pooling."""
 
     name: Literal["aspp"] = "aspp"
+    module: ClassVar[str] = "ablate.models.head_modules.aspp:ASPP"
     rates: Rates = Field([6, 12, 18], description="atrous rate of each 3x3 branch (any number of branches)")
     image_pooling: bool = Field(True, description="image-level branch: global average pool -> 1x1 conv -> broadcast")
     separable: bool = Field(False, description="depthwise-separable 3x3 branches (DeepLabv3+) instead of full convs")
@@ -30,16 +30,3 @@ class ASPPParams(HeadParams):
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after the 1x1 projection")
 
     rate_fields: ClassVar[tuple[str, ...]] = ("rates",)
-
-    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
-        c = self.channels
-        branches = [blocks.conv_bn_relu(in_channels, c, 1)]
-        for rate in self.rates:
-            if self.separable:
-                branches.append(blocks.separable_conv_bn_relu(in_channels, c, rate))
-            else:
-                branches.append(blocks.conv_bn_relu(in_channels, c, 3, dilation=rate))
-        if self.image_pooling:
-            branches.append(blocks.ImagePooling(in_channels, c))
-        project = blocks.Sequential(blocks.conv_bn_relu(c * len(branches), c, 1), blocks.Dropout(self.dropout))
-        return blocks.named(branches=blocks.Concat(branches), project=project), c

@@ -1,6 +1,6 @@
 """Context module (Yu & Koltun, "Multi-Scale Context Aggregation by Dilated Convolutions", arXiv:1511.07122) as a
 head: a front end from the backbone feature to C = ``channels``, then the identity-initialised module of
-``ablate.models.layers.context`` (basic: C channels; large: 2C..32C), C -> C.
+``ablate.models.head_modules.context`` (basic: C channels; large: 2C..32C), C -> C.
 
 The paper appends the module to a trained front end, and the identity init means it starts where the front end
 is. The front end here is the FCN baseline's own 3x3 conv-BN-ReLU (``front_end: fcn``, the ``none`` head), so at
@@ -14,8 +14,7 @@ seed 0: none(1024) 63.0, none(21) 54.4, + basic 56.5 mIoU); ``bn: true`` trains 
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -27,6 +26,7 @@ class ContextParams(HeadParams):
     """Context module (Yu & Koltun 2016): a 1x1 projection to C channels, then 3x3 dilated convs and a 1x1."""
 
     name: Literal["context"] = "context"
+    module: ClassVar[str] = "ablate.models.head_modules.context:ContextHead"
     variant: Literal["basic", "large"] = Field("basic", description="basic: C channels; large: widths 2C..32C")
     dilations: Rates = Field(
         [1, 1, 2, 4, 8, 16, 1], description="dilation of each 3x3 layer (Dilation10: 1,1,2,4,8,16,32,64,1)"
@@ -40,9 +40,3 @@ class ContextParams(HeadParams):
         "a 1x1 conv (signed: the module's first ReLU drops half of it)"
     )
     bn: bool = Field(False, description="BN after each 3x3 conv of the module, before its ReLU (not in the paper)")
-
-    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
-        c = self.channels
-        module = blocks.ContextModule(c, list(self.dilations), self.variant, self.init_noise, self.bn)
-        front = blocks.conv_bn_relu(in_channels, c, 3) if self.front_end == "fcn" else blocks.Conv2d(in_channels, c, 1)
-        return blocks.named(project=front, context=module), c

@@ -4,8 +4,7 @@ offsets start at zero (the regular grid), see ``ablate.models.layers.deform``.""
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -17,15 +16,8 @@ class DeformableParams(HeadParams):
     """Deformable convolution (Dai et al. 2017; v2 modulation: Zhu et al. 2019) as a head of 3x3 layers."""
 
     name: Literal["deformable"] = "deformable"
+    module: ClassVar[str] = "ablate.models.head_modules.deformable:DeformableHead"
     layers: PositiveInt = Field(2, description="number of deformable 3x3 conv-BN-ReLU layers")
     modulated: bool = Field(False, description="v2: learned per-sample modulation mask (sigmoid)")
     dilation: PositiveInt = Field(1, description="dilation of the regular grid the offsets start from")
     channels: PositiveInt = Field(256, description="channels of every layer")
-
-    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
-        parts, cin, d, c = [], in_channels, self.dilation, self.channels
-        for _ in range(self.layers):
-            parts += [blocks.DeformConv(cin, c, 3, 1, d, d, modulated=self.modulated), blocks.BatchNorm2d(c)]
-            parts.append(blocks.ReLU(inplace=True))
-            cin = c
-        return blocks.named(layers=blocks.Sequential(*parts)), c

@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from functools import reduce
-from types import ModuleType
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -52,19 +51,9 @@ class HDCParams(HeadParams):
     """Hybrid dilated convolution (Wang et al. 2018): a cascade of 3x3 dilated convs following a rate pattern."""
 
     name: Literal["hdc"] = "hdc"
+    module: ClassVar[str] = "ablate.models.head_modules.hdc:HDC"
     rates: Rates = Field([1, 2, 5], description="dilation pattern of one group (warned about if it grids)")
     repeats: PositiveInt = Field(2, description="how many times the pattern is cascaded")
     channels: PositiveInt = Field(256, description="channels of every conv")
     residual: bool = Field(True, description="every layer after the first adds its input, as in the paper's ResNet "
                            "blocks (false: a plain cascade)")  # fmt: skip
-
-    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
-        warn_gridding(self.rates, "model.head.rates")
-        rates = self.rates * self.repeats
-        convs = [blocks.conv_bn_relu(in_channels, self.channels, 3, dilation=rates[0])]
-        for rate in rates[1:]:
-            if self.residual:
-                convs.append(blocks.ResidualConvBN(self.channels, rate))
-            else:
-                convs.append(blocks.conv_bn_relu(self.channels, self.channels, 3, dilation=rate))
-        return blocks.named(layers=blocks.Sequential(*convs)), self.channels

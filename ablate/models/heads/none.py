@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -15,7 +14,5 @@ class NoneParams(HeadParams):
     """The plain FCN baseline: one 3x3 conv, no context aggregation."""
 
     name: Literal["none"] = "none"
+    module: ClassVar[str] = "ablate.models.head_modules.none:FCNHead"
     channels: PositiveInt = Field(256, description="output channels of the 3x3 conv")
-
-    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
-        return blocks.named(conv=blocks.conv_bn_relu(in_channels, self.channels, 3)), self.channels

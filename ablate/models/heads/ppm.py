@@ -9,8 +9,7 @@ as in the reference code) fuses them. Table 1's axes are ``bins`` (B1 vs B1236),
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -22,18 +21,10 @@ class PPMParams(HeadParams):
     """Pyramid pooling module (PSPNet): pool to bins x bins, reduce, upsample, concat with the input, 3x3 conv."""
 
     name: Literal["ppm"] = "ppm"
+    module: ClassVar[str] = "ablate.models.head_modules.ppm:PPM"
     bins: Rates = Field([1, 2, 3, 6], description="pyramid levels: each pools the feature to bins x bins")
     pooling: Literal["avg", "max"] = Field("avg", description="pooling of each level (PSPNet Table 1: AVE vs MAX)")
     reduction: bool = Field(True, description="1x1 conv to in/len(bins) channels after pooling (Table 1: DR)")
     concat_input: bool = Field(True, description="concatenate the pyramid with the input feature")
     channels: PositiveInt = Field(512, description="output channels of the 3x3 bottleneck conv")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after the bottleneck")
-
-    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
-        reduced = max(1, in_channels // len(self.bins)) if self.reduction else None
-        levels = [blocks.PyramidLevel(in_channels, reduced, b, self.pooling) for b in self.bins]
-        total = (reduced or in_channels) * len(self.bins) + (in_channels if self.concat_input else 0)
-        bottleneck = blocks.Sequential(blocks.conv_bn_relu(total, self.channels, 3), blocks.Dropout(self.dropout))
-        return blocks.named(levels=blocks.Concat(levels, with_input=self.concat_input), bottleneck=bottleneck), (
-            self.channels
-        )

@@ -9,8 +9,7 @@ size and concatenated, together with the feature itself, and a 3x3 conv-BN-ReLU 
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -22,13 +21,8 @@ class SPPParams(HeadParams):
     """Spatial pyramid pooling (He et al., SPPNet) as a dense head: max-pool pyramid, no reduction, fusing conv."""
 
     name: Literal["spp"] = "spp"
+    module: ClassVar[str] = "ablate.models.head_modules.spp:SPP"
     bins: Rates = Field([1, 2, 4], description="pyramid levels: each max-pools the feature to bins x bins")
     pooling: Literal["max", "avg"] = Field("max", description="pooling of each level (SPPNet uses max)")
     concat_input: bool = Field(True, description="concatenate the upsampled pyramid with the input feature")
     channels: PositiveInt = Field(256, description="output channels of the 3x3 fusing conv")
-
-    def build(self, in_channels: int, blocks: ModuleType) -> tuple[Any, int]:
-        pools = [blocks.PyramidLevel(in_channels, None, b, self.pooling, upsample="nearest") for b in self.bins]
-        total = in_channels * (len(self.bins) + (1 if self.concat_input else 0))
-        fuse = blocks.conv_bn_relu(total, self.channels, 3)
-        return blocks.named(pools=blocks.Concat(pools, with_input=self.concat_input), fuse=fuse), self.channels

@@ -1,4 +1,7 @@
-"""The atrous (dilated) convolution of the context heads: no work on taps that only ever read zero padding.
+"""The CPU's speed path for the heads' atrous (dilated) convolutions: no work on taps that only ever read zero
+padding. Measured on CPUs only, so it runs on CPU only: the model is built from plain ``nn.Conv2d`` (dilated), and
+``prepare_for_device`` swaps its head's dilated convs for ``AtrousConv2d`` (the same parameters, so the same state
+dict) when training or evaluation runs on CPU; on any other device the model runs PyTorch's own conv.
 
 A k x k kernel with dilation d places tap i at offset ``(i - k // 2) * d``. When d is large against the feature
 map (ASPP rate 12 on a 16 x 16 map, rate 36 on a 65 x 65 one), most taps overlap the map only at its borders:
@@ -13,9 +16,15 @@ map (ASPP rate 12 on a 16 x 16 map, rate 36 on a 65 x 65 one), most taps overlap
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
+
+if TYPE_CHECKING:
+    from ablate.models.segmenter import Segmenter
 
 # The tap-by-tap weight gradient is used when at most this share of the k x k x H x W products read real input.
 # In a micro-benchmark on a 2-core AVX-512 CPU (2048 -> 256 channels, batch 4, 16 x 16: the ResNet-50 ASPP branch)
@@ -94,11 +103,24 @@ class AtrousConv2d(nn.Conv2d):
 
     Same output and gradients as ``nn.Conv2d`` with the same arguments, and the same parameters (state dict)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, dilation: int, groups: int = 1, bias: bool = True):
-        super().__init__(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation, groups=groups,
-                         bias=bias)  # fmt: skip
-        if kernel % 2 != 1:
+    def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int], dilation: int | tuple[int, int],
+                 groups: int = 1, bias: bool = True, **factory):  # fmt: skip
+        kernel, dilation = _pair(kernel), _pair(dilation)
+        if kernel[0] % 2 != 1 or kernel[1] % 2 != 1:
             raise ValueError(f"AtrousConv2d needs an odd kernel, got {kernel}")
+        padding = (dilation[0] * (kernel[0] // 2), dilation[1] * (kernel[1] // 2))
+        super().__init__(cin, cout, kernel, padding=padding, dilation=dilation, groups=groups, bias=bias, **factory)
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d) -> AtrousConv2d:
+        """An ``AtrousConv2d`` that takes over ``conv``'s parameters (built on the meta device: no memory, and no
+        draw from the random generator, so the training's random stream is the one without the swap)."""
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.dilation, conv.groups,
+                  conv.bias is not None, device="meta")  # fmt: skip
+        new.weight = conv.weight
+        if conv.bias is not None:
+            new.bias = conv.bias
+        return new.train(conv.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (kh, kw), (dh, dw) = self.kernel_size, self.dilation
@@ -116,3 +138,32 @@ class AtrousConv2d(nn.Conv2d):
         ):
             return _TapGradConv.apply(x, weight, self.bias, padding, self.dilation)
         return F.conv2d(x, weight, self.bias, 1, padding, self.dilation, self.groups)
+
+
+def is_atrous(conv: nn.Module) -> bool:
+    """A plain stride-1 'same' dilated ``nn.Conv2d`` with an odd kernel: what ``AtrousConv2d`` computes faster."""
+    if type(conv) is not nn.Conv2d or conv.stride != (1, 1) or conv.padding_mode != "zeros":
+        return False
+    (kh, kw), (dh, dw) = conv.kernel_size, conv.dilation
+    same = conv.padding == "same" or tuple(conv.padding) == (dh * (kh // 2), dw * (kw // 2))
+    return max(dh, dw) > 1 and kh % 2 == 1 and kw % 2 == 1 and same
+
+
+def use_atrous_convs(module: nn.Module) -> int:
+    """Swap every dilated conv inside ``module`` (``is_atrous``) for an ``AtrousConv2d`` with its parameters, in
+    place; the number swapped."""
+    found = [name for name, m in module.named_modules() if name and is_atrous(m)]
+    for name in found:
+        parent, _, attr = name.rpartition(".")
+        owner = module.get_submodule(parent) if parent else module
+        setattr(owner, attr, AtrousConv2d.from_conv(getattr(owner, attr)))
+    return len(found)
+
+
+def prepare_for_device(model: Segmenter, device: torch.device | str) -> Segmenter:
+    """``model`` (in place) as it runs fastest on ``device``, with the same parameters and state dict. On CPU the
+    head's dilated convs become ``AtrousConv2d`` (the head: where it was measured to pay, ASPP's wide rates on
+    small maps; the backbone's dilated convs stay timm's); on any other device nothing changes."""
+    if torch.device(device).type == "cpu":
+        use_atrous_convs(model.head)
+    return model

@@ -1,4 +1,5 @@
-"""Context module (Yu & Koltun, "Multi-Scale Context Aggregation by Dilated Convolutions", arXiv:1511.07122).
+"""The ``context`` head's module: Yu & Koltun's context module ("Multi-Scale Context Aggregation by Dilated
+Convolutions", arXiv:1511.07122) after a front end (see ``ablate.models.heads.context``).
 
 Paper, Table 1: seven 3x3 convs with dilations 1, 1, 2, 4, 8, 16, 1, each truncated by a ReLU, then a 1x1 conv
 (no truncation); receptive field 67x67. The *basic* module keeps C channels throughout and is initialised to the
@@ -10,10 +11,11 @@ At identity init the module returns its (non-negative) input; inside the large m
 width c carries input channel floor(b C / c) scaled by C / c (the block identity).
 
 Fitting our interface: in the paper C is the number of classes and the module refines the front end's class
-scores. Here the head first projects the backbone feature to C = ``channels`` with a 1x1 conv (our "front-end
-classifier"), the module maps C -> C, and the segmenter's classifier reads those C channels. ``dilations`` gives
-the 3x3 layers (Dilation10: 1, 1, 2, 4, 8, 16, 32, 64, 1; Dilation7 drops the 16). The paper pads the input once by
-a 33-pixel buffer and uses unpadded convs; we zero-pad each conv ("same"), which keeps H x W for any input.
+scores. Here the head first maps the backbone feature to C = ``channels`` (``front_end``: the FCN head's 3x3
+conv-BN-ReLU, or a 1x1 conv), the module maps C -> C, and the segmenter's classifier reads those C channels.
+``dilations`` gives the 3x3 layers (Dilation10: 1, 1, 2, 4, 8, 16, 32, 64, 1; Dilation7 drops the 16). The paper
+pads the input once by a 33-pixel buffer and uses unpadded convs; we zero-pad each conv ("same"), which keeps H x W
+for any input.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate.models.layers.atrous import AtrousConv2d
+from ablate.models.heads.context import ContextParams
+from ablate.models.layers.conv import conv_bn_relu
 
 
 def large_widths(n: int) -> list[int]:
@@ -65,7 +68,7 @@ class ContextModule(nn.Module):
         layers: list[nn.Module] = []
         cin = classes
         for d, cout in zip(dilations, widths, strict=True):
-            conv = AtrousConv2d(cin, cout, 3, d) if d > 1 else nn.Conv2d(cin, cout, 3, padding=1)
+            conv = nn.Conv2d(cin, cout, 3, padding=d, dilation=d)
             identity_init_(conv, classes, noise)
             if bn:
                 # BN's scale starts at the block identity's C / c_out: BN would undo the conv's scaling, and the last
@@ -84,3 +87,19 @@ class ContextModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+class ContextHead(nn.Module):
+    """The front end (``project``), then the context module (``context``)."""
+
+    def __init__(self, in_channels: int, params: ContextParams):
+        super().__init__()
+        c = params.channels
+        # built before the front end (the random init's order), registered after it (the state dict's order)
+        context = ContextModule(c, list(params.dilations), params.variant, params.init_noise, params.bn)
+        self.project = conv_bn_relu(in_channels, c, 3) if params.front_end == "fcn" else nn.Conv2d(in_channels, c, 1)
+        self.context = context
+        self.out_channels = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.context(self.project(x))
