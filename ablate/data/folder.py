@@ -20,6 +20,7 @@ from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 
 from ablate.core.errors import ConfigError
 from ablate.data.base import DataRootError, DataSpec
+from ablate.data.fetch import Download
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -84,8 +85,9 @@ class FolderData(DataSpec):
     max_train: PositiveInt | None = None  # first N training images only (smoke tests, reduced runs)
     max_val: PositiveInt | None = None  # first N validation images only
 
-    # ``ablate data fetch <name>`` can download this data set (its default root is where that command puts it)
-    fetchable: ClassVar[bool] = False
+    # where ``ablate data fetch <name>`` downloads this data set from (None: it cannot); its default root is where
+    # that command puts it
+    download: ClassVar[Download | None] = None
 
     @classmethod
     def layout(cls) -> str:  # pragma: no cover - abstract
@@ -123,7 +125,7 @@ class FolderData(DataSpec):
         var = f"ABLATE_{self.name.upper()}_ROOT"
         if os.environ.get(var):
             return Path(os.environ[var])
-        if os.environ.get("ABLATE_DATA_ROOT") or self.fetchable:
+        if os.environ.get("ABLATE_DATA_ROOT") or self.download is not None:
             return data_home() / self.name
         raise DataRootError(
             f"data.root: no root folder for data set '{self.name}': set data.root in the recipe (or --set "
@@ -136,7 +138,7 @@ class FolderData(DataSpec):
         missing path and the layout."""
         path = self.resolve_root()
         if not path.is_dir():
-            fetch = f"; download it with 'ablate data fetch {self.name} {path}'" if self.fetchable else ""
+            fetch = f"; download it with 'ablate data fetch {self.name} {path}'" if self.download else ""
             raise DataRootError(
                 f"data.root: '{path}' is not a folder (data set '{self.name}'){fetch}; expected layout: {self.layout()}"
             )
