@@ -2,7 +2,7 @@
 timm) happen only inside commands that train or evaluate."""
 
 from ablate.bench.command import bench
-from ablate.cli import browse, listing, run  # noqa: F401 - each registers its commands on ``app``
+from ablate.cli import browse, data, listing, run  # noqa: F401 - each registers its commands on ``app``
 from ablate.cli.app import app, reflow_help
 from ablate.core import warn
 
