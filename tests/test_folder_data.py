@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,8 +186,8 @@ def test_each_bad_case_is_one_line_naming_the_file(tmp_path):
     images, masks = tmp_path / "images", tmp_path / "masks"
     # an image without a mask
     (masks / "train" / "train_1.png").rename(tmp_path / "aside.png")
-    assert (
-        _bad(tmp_path) == f"data.root: {images / 'train' / 'train_1.png'}: no mask ({masks / 'train' / 'train_1.png'})"
+    assert _bad(tmp_path) == (
+        f"data.root: {images / 'train' / 'train_1.png'}: no mask (no {masks / 'train' / 'train_1'}.<png|bmp|tif|tiff>)"
     )
     # a mask without an image
     (tmp_path / "aside.png").rename(masks / "train" / "train_1.png")
@@ -237,6 +239,8 @@ def test_recipe_keys_are_checked_on_load():
     assert "1 is also a class's mask value" in error(classes=CLASSES, ignore_value=1)
     assert "class names must differ" in error(classes=["a", "a"])
     assert "three values in 0..255" in error(classes=CLASSES, colours=[(0, 0, 0), (0, 0, 0), (0, 0, 256)])
+    assert "with '{split}' where the split's name goes" in error(classes=CLASSES, split_lists="lists/train.txt")
+    assert "with '{split}' where the split's name goes" in error(classes=CLASSES, split_lists="{name}.txt")
 
 
 def test_the_check_reads_each_mask_once_until_it_changes(tmp_path):
@@ -318,3 +322,41 @@ def test_a_study_trains_on_the_folder_set(tmp_path):
     assert record["status"] == "done" and record["steps"] == 2
     assert list(record["per_class_iou"]) == CLASSES and record["classes"] == CLASSES
     assert record["comparable"]["data"] == "folder"
+
+
+def test_a_study_checks_each_of_its_data_sets_and_the_preflight_names_the_file(tmp_path):
+    from ablate.core.errors import ConfigError
+    from ablate.study.grid import expand
+    from ablate.study.load import load_study
+    from ablate.train.preflight import preflight
+
+    root = tmp_path / "leaves"
+    make_folder(root, {"train": 2, "val": 1})
+    _recipe(tmp_path, root)
+    study = tmp_path / "study.yaml"
+    study.write_text("name: mine\nrecipe: recipe.yaml\naxes: {data.crop_size: [32, 48]}\n")
+    result = CliRunner().invoke(app, ["data", "check", str(study)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert result.output.count("3 classes; checked, no problems") == 2  # two data configurations
+    _write_mask(root / "masks" / "val" / "val_0.png", np.full((H, W), 3, np.uint8))
+    loaded = load_study(study)
+    with pytest.raises(ConfigError) as err:
+        preflight((r.config for r in expand(loaded)), loaded.source_of)
+    assert str(err.value) == (
+        f"{loaded.recipe_path}: data.root: {root / 'masks' / 'val' / 'val_0.png'}: mask value 3 is not a class (the "
+        "classes are the values 0..2; data.ignore_value 255 is ignored)"
+    )
+
+
+def test_data_check_imports_no_torch(tmp_path):
+    root = tmp_path / "leaves"
+    make_folder(root, {"train": 1, "val": 1})
+    code = (
+        "import sys; from typer.testing import CliRunner; from ablate.cli import app; "
+        f"r = CliRunner().invoke(app, ['data', 'check', {str(_recipe(tmp_path, root))!r}]); print(r.output); "
+        "assert r.exit_code == 0; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    env = {**os.environ, "ABLATE_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "checked, no problems" in out.stdout

@@ -24,7 +24,11 @@ SIZES_SHOWN = 4  # distinct image sizes listed one by one; more are shown as the
 
 PathArg = Annotated[
     Path,
-    typer.Argument(help="A recipe or a study YAML file (a study: every data set its runs read).", show_default=False),
+    typer.Argument(
+        metavar="RECIPE_OR_STUDY",
+        help="A recipe or a study YAML file (a study: every data set its runs read).",
+        show_default=False,
+    ),
 ]
 
 
@@ -95,7 +99,7 @@ def check(path: PathArg, set_: SetOpt = None) -> None:
     holds: the images of each split, their sizes, and each class's share of the pixels.
 
     For a `folder` data set every mask is read (once: the result is cached by file, mtime and size) and any image
-    without a mask or mask without an image, image and mask of different sizes, or mask value that is no class
+    without a mask or mask without an image, image and mask of different sizes, or mask value that is not a class
     stops the check with one line naming the file (exit code 2)."""
     from ablate.data.base import DataRootError
     from ablate.data.survey import survey

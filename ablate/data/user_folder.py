@@ -140,6 +140,17 @@ class UserFolderData(FolderData):
             raise ValueError(f"class names must differ (each is a column of the per-class results): {repeated}")
         return names
 
+    @field_validator("split_lists")
+    @classmethod
+    def _names_the_split(cls, pattern: str | None) -> str | None:
+        try:
+            if pattern is None or pattern.format(split="train") != pattern.format(split="val"):
+                return pattern
+        except (KeyError, IndexError, ValueError):
+            pass
+        raise ValueError(f"'{pattern}': a path under the root with '{{split}}' where the split's name goes, e.g. "
+                         "'lists/{split}.txt'")  # fmt: skip
+
     @field_validator("colours", mode="after")
     @classmethod
     def _a_colour_per_class(cls, colours: list[Colour] | None, info: ValidationInfo) -> list[Colour] | None:
@@ -256,8 +267,8 @@ class UserFolderData(FolderData):
             found[name] = path
         return found, odd
 
-    def _mask_name(self, masks: Path, name: str) -> Path:
-        return masks / f"{name}{self.mask_suffix}.png"
+    def _mask_name(self, masks: Path, name: str) -> str:
+        return f"{masks / name}{self.mask_suffix}.<{'|'.join(s[1:] for s in MASK_SUFFIXES)}>"
 
     def pairs(self, split: str) -> list[tuple[Path, Path]]:
         """(image, mask) of every image of the split folder or list ``split``, in name order (list order for a list).
@@ -295,7 +306,7 @@ class UserFolderData(FolderData):
         missing = [n for n in names if n not in masks]
         if missing:
             raise DataRootError(
-                f"data.root: {images[missing[0]]}: no mask ({self._mask_name(masks_dir, missing[0])})"
+                f"data.root: {images[missing[0]]}: no mask (no {self._mask_name(masks_dir, missing[0])})"
                 + _more(len(missing) - 1, "image has none", "images have none")
             )
         return [(images[n], masks[n]) for n in names]
