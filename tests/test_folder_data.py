@@ -360,3 +360,27 @@ def test_data_check_imports_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "checked, no problems" in out.stdout
+
+
+def test_a_study_switches_to_the_folder_set_with_its_keys_beside_the_name(tmp_path, tiny_study):
+    """``data.name: folder`` in a study's ``set:`` (or ``--set``) needs ``data.classes`` set beside it: the keys are
+    checked one by one, and a required key that the same block sets is not missing."""
+    from ablate.core.errors import ConfigError
+    from ablate.study.load import load_study
+
+    root = tmp_path / "leaves"
+    make_folder(root, {"train": 2, "val": 1})
+    study = tiny_study(
+        f"name: s\nrecipe: recipe.yaml\nset: {{data.name: folder, data.root: {root}, data.classes: {CLASSES}, "
+        "data.crop_size: 32}\naxes: {model.output_stride: [16]}\n"
+    )
+    assert load_study(study).recipe["data"]["classes"] == CLASSES
+    result = CliRunner().invoke(app, ["data", "check", str(study)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "3 classes; checked, no problems" in result.output, result.output
+    alone = tiny_study("name: s\nrecipe: recipe.yaml\nset: {data.name: folder}\naxes: {model.output_stride: [16]}\n")
+    with pytest.raises(ConfigError, match=r"set.data.name: required key is missing \(recipe key data.classes\)"):
+        load_study(alone)
+    result = CliRunner().invoke(app, ["data", "check", str(tmp_path / "recipe.yaml"), "--set", "data.name=folder"])
+    assert (
+        result.exit_code == 2 and "--set data.name: required key is missing (recipe key data.classes)" in result.output
+    )

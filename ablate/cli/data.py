@@ -36,16 +36,16 @@ def data_sets(path: Path, sets: list[str] | None) -> list[tuple[Any, str]]:
     """The distinct ``data:`` sections a recipe (with ``--set``) or a study's runs read, each with where its root is
     set (for errors)."""
     from ablate.config.errors import validate
-    from ablate.config.loading import apply_overrides, check_override, load_yaml, parse_sets
+    from ablate.config.loading import apply_overrides, check_block, load_yaml, parse_sets
     from ablate.config.schema import Recipe
     from ablate.study.adhoc import is_recipe
 
     overrides = parse_sets(sets)
     if is_recipe(path):
         base = load_yaml(path)
-        for key, value in overrides.items():
-            check_override(base, key, value, f"--set {key}")
-        recipe = validate(Recipe, apply_overrides(base, overrides), str(path))
+        validate(Recipe, base, str(path))
+        check_block(base, overrides, "--set", sep=" ")
+        recipe = validate(Recipe, apply_overrides(base, overrides), "--set" if overrides else str(path))
         return [(recipe.data, "--set data.root" if "data.root" in overrides else f"{path}: data.root")]
     from ablate.study.grid import expand
     from ablate.study.load import load_study
