@@ -1,5 +1,6 @@
 """The ``ablate`` application: one-line usage errors, ``--version``, help as prose. The commands are in
-``ablate.cli.run`` and ``ablate.cli.browse`` (and ``ablate.bench.command``); ``ablate.cli`` puts them together."""
+``ablate.cli.run``, ``ablate.cli.browse``, ``ablate.cli.listing``, ``ablate.cli.data`` (the ``data`` sub-commands)
+and ``ablate.bench.command``; ``ablate.cli`` puts them together."""
 
 from __future__ import annotations
 
@@ -27,8 +28,11 @@ class _OneLineErrors(typer.core.TyperGroup):
         except TyperException as exc:  # click's usage errors (typer vendors click): an option, a value, a command
             if not exc.format_message():  # `ablate` alone: the help was the answer
                 sys.exit(0)
-            ctx = getattr(exc, "ctx", None)
-            command = " ".join(["ablate", *([ctx.info_name] if ctx is not None and ctx.parent else []), "--help"])
+            ctx, names = getattr(exc, "ctx", None), []
+            while ctx is not None and ctx.parent is not None:  # the command's path below ``ablate``: data check
+                names.insert(0, ctx.info_name)
+                ctx = ctx.parent
+            command = " ".join(["ablate", *names, "--help"])
             err_console.print(f"[red]error:[/red] {escape(exc.format_message())} (see {command})", markup=True)
             sys.exit(getattr(exc, "exit_code", 2))
         except signals.Interrupted as stop:
@@ -45,6 +49,7 @@ app = typer.Typer(
     help="Ablation studies for semantic segmentation: expand a study's grid, train and evaluate every run, "
     "and compare the results in one table.",
 )
+
 
 def _version(value: bool) -> None:
     if value:
@@ -73,7 +78,10 @@ def _prose(doc: str | None) -> str | None:
     return "\n\n".join(paragraphs)
 
 
-def reflow_help() -> None:
-    """Every command's help as prose (called once every command is registered)."""
-    for info in app.registered_commands:
+def reflow_help(typer_app: typer.Typer = app) -> None:
+    """Every command's help as prose, sub-commands' (``ablate data check``) too (called once every command is
+    registered)."""
+    for info in typer_app.registered_commands:
         info.help = _prose(info.help or (info.callback.__doc__ if info.callback else None))
+    for group in typer_app.registered_groups:
+        reflow_help(group.typer_instance)

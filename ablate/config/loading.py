@@ -4,6 +4,7 @@ schema with a one-line error naming where the bad value came from."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,10 @@ def parse_sets(sets: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def check_override(base: dict[str, Any], key: str, value: Any, source: str) -> None:
+def check_override(base: dict[str, Any], key: str, value: Any, source: str, given: Collection[str] = ()) -> None:
+    """Raise ``ConfigError`` naming ``source`` when ``base`` with ``key: value`` is not a valid recipe; a required key
+    that is missing but among ``given`` (set beside it, as ``data.classes`` beside ``data.name: folder``) is not an
+    error here."""
     if not isinstance(key, str) or not key:
         raise ConfigError(f"{source}: keys must be dotted recipe paths such as 'model.output_stride'")
     try:
@@ -101,7 +105,10 @@ def check_override(base: dict[str, Any], key: str, value: Any, source: str) -> N
     try:
         Recipe.model_validate(merged)
     except ValidationError as exc:
-        err_key, msg = format_error(exc.errors()[0], Recipe)
+        errors = [e for e in exc.errors() if e["type"] != "missing" or format_error(e, Recipe)[0] not in given]
+        if not errors:
+            return
+        err_key, msg = format_error(errors[0], Recipe)
         where = "" if err_key == "<top>" else f" (recipe key {err_key})"  # a rule across sections names its keys
         raise ConfigError(f"{source}: {msg}{where}") from None
 
@@ -111,8 +118,8 @@ def check_block(base: dict[str, Any], block: dict[str, Any], where: str, sep: st
     so ``{data.name: voc, data.root: ...}`` checks ``data.root`` against the VOC section."""
     names = {k: v for k, v in block.items() if k.endswith(".name")}
     for key, value in names.items():
-        check_override(base, key, value, f"{where}{sep}{key}")
+        check_override(base, key, value, f"{where}{sep}{key}", given=block)
     swapped = apply_overrides(base, names)
     for key, value in block.items():
         if key not in names:
-            check_override(swapped, key, value, f"{where}{sep}{key}")
+            check_override(swapped, key, value, f"{where}{sep}{key}", given=block)

@@ -58,8 +58,10 @@ class DataSpec(Strict):
     std: tuple[float, float, float] = IMAGENET_STD
     num_workers: int = Field(default=0, ge=0)
 
-    classes: ClassVar[tuple[str, ...]] = ()
-    ignore_index: ClassVar[int] = IGNORE_INDEX
+    # ``classes``, the class names in class-id order, read on an instance (``spec.classes``): a ClassVar of a data
+    # set with fixed classes, a field of one whose recipe names them (``folder``); not declared here, so that such a
+    # field does not shadow a ClassVar
+    ignore_index: ClassVar[int] = IGNORE_INDEX  # the class id of unscored pixels, in every data set's labels
     # the colours (RGB 0-255) the data set draws its classes in, in class order; () : VOC's colour map
     palette: ClassVar[tuple[tuple[int, int, int], ...]] = ()
 
@@ -69,10 +71,9 @@ class DataSpec(Strict):
             raise ValueError(f"scale_min {self.scale_min} > scale_max {self.scale_max}")
         return self
 
-    @classmethod
-    def class_colours(cls) -> np.ndarray:
+    def class_colours(self) -> np.ndarray:
         """len(classes) x 3 uint8: the data set's own palette, else VOC's colour map (distinct for any class count)."""
-        return np.array(cls.palette, np.uint8).reshape(-1, 3) if cls.palette else pascal_colour_map(len(cls.classes))
+        return np.array(self.palette, np.uint8).reshape(-1, 3) if self.palette else pascal_colour_map(len(self.classes))
 
     def check(self) -> None:
         """Raise ``DataRootError`` (one line) when the data cannot be read; nothing to check by default."""
