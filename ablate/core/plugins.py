@@ -25,7 +25,7 @@ import re
 import sys
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from ablate.core.errors import ConfigError
 from ablate.core.registry import Registry, RegistryError
 
 GROUP = "ablate.plugins"  # the entry-point group of installed plugins
+TIMM = "timm model"  # what ``Plugin.provides`` calls a model registered with timm's ``@register_model``
 _TIMM_OVERWRITE = re.compile(r"Overwriting (\S+) in registry with (\S+)\.")
 
 
@@ -48,10 +49,19 @@ class Plugin:
     path: str | None = None
     dist: str | None = None
     sys_path: str | None = None
+    # what it registered: (registry, name) pairs, e.g. ("head", "strip"), ("timm model", "tiny_resnet")
+    provides: tuple[tuple[str, str], ...] = ()
 
     def spec(self) -> dict[str, Any]:
-        """What another process needs to import this plugin again (the fingerprint it computes itself)."""
-        return {k: v for k, v in asdict(self).items() if v is not None and k != "fingerprint"}
+        """What another process needs to import this plugin again (it computes the rest itself)."""
+        return {k: v for k, v in asdict(self).items() if v is not None and k not in ("fingerprint", "provides")}
+
+    def owns(self, module: str) -> bool:
+        """Whether a module is this plugin's code: the file's module, or the top-level package's modules."""
+        if self.path is not None:
+            return module == self.module
+        top = self.module.split(".")[0]
+        return module == top or module.startswith(top + ".")
 
 
 _loaded: dict[str, Plugin] = {}  # key -> plugin, in import order
@@ -67,9 +77,17 @@ def specs() -> list[dict[str, Any]]:
     return [p.spec() for p in _loaded.values()]
 
 
-def fingerprints() -> dict[str, str]:
-    """key -> fingerprint of every loaded plugin: the plugin code this process runs."""
-    return {p.key: p.fingerprint for p in _loaded.values()}
+def fingerprints(chosen: Iterable[Plugin] | None = None) -> dict[str, str]:
+    """key -> fingerprint of every loaded plugin (or of ``chosen``): the plugin code this process runs."""
+    return {p.key: p.fingerprint for p in (_loaded.values() if chosen is None else chosen)}
+
+
+def used_by(names: dict[str, str | None]) -> list[Plugin]:
+    """The plugins a run uses, given the names it picks from each registry (``{"head": "strip", "data set": "bars",
+    TIMM: "tiny_resnet"}``): those that registered one of them, and those that registered nothing ablate can see
+    (they may change anything)."""
+    wanted = {(what, name) for what, name in names.items() if name}
+    return [p for p in _loaded.values() if not p.provides or wanted & set(p.provides)]
 
 
 def changed(recorded: dict[str, str] | None) -> list[str]:
@@ -157,8 +175,7 @@ def _import_file(key: str, path: Path, where: str) -> Plugin:
 
         _guarded(run, where)
     plugin = Plugin(key=key, module=name, path=str(path), fingerprint=_hash_files([path], path.parent))
-    _loaded[key] = plugin
-    return plugin
+    return _add(plugin)
 
 
 def _import_module(name: str, where: str, extra_path: Path | str | None = None, dist: str | None = None,
@@ -183,6 +200,25 @@ def _import_module(name: str, where: str, extra_path: Path | str | None = None, 
         except importlib.metadata.PackageNotFoundError:
             fingerprint = f"{dist} ? {fingerprint}"
     plugin = Plugin(key=key or name, module=name, fingerprint=fingerprint, dist=dist, sys_path=str(_sys_path_of(top)))
+    return _add(plugin)
+
+
+def _add(plugin: Plugin) -> Plugin:
+    """Record a plugin with what it registered: the registries' entries and the timm models defined in its code."""
+    provides = [
+        (registry.what, name)
+        for registry in Registry.instances
+        for name, cls in registry.items()
+        if plugin.owns(cls.__module__)
+    ]
+    timm = sys.modules.get("timm.models")  # only when something imported timm: ablate itself does not here
+    if timm is not None:
+        for module in [m for name, m in list(sys.modules.items()) if m is not None and plugin.owns(name)]:
+            for attr, fn in list(vars(module).items()):
+                if callable(fn) and getattr(fn, "__module__", None) == module.__name__ and timm.is_model(attr):
+                    if timm.model_entrypoint(attr) is fn:
+                        provides.append((TIMM, attr))
+    plugin = replace(plugin, provides=tuple(sorted(set(provides))))
     _loaded[plugin.key] = plugin
     return plugin
 

@@ -2,8 +2,10 @@
 
 A run records the fingerprints of the plugins it was made with (``ablate.core.plugins``): ``plugins`` in its
 metrics.json; its training records them in trainings/<train id>/plugins.json, and a run that reused a training made
-by other plugin code than its own records that training's as ``train_plugins``. A finished run is stale when a
-plugin it recorded is loaded now with another fingerprint. Stale runs stay finished (``ablate run`` skips them and
+by other plugin code than its own records that training's as ``train_plugins``. A run records the plugins it uses:
+those that registered its head, data set or backbone (and any that registered nothing ablate sees), so editing one
+plugin's head makes only the runs of that head stale. A finished run is stale when a plugin it recorded is loaded now
+with another fingerprint. Stale runs stay finished (``ablate run`` skips them and
 says so); ``ablate run --rerun-stale`` makes them pending again, with their trainings when those were made by other
 code, and runs only them. The fingerprints are not part of the run id (README, "Extending ablate"). Torch-free."""
 
@@ -31,10 +33,23 @@ def _read(path: Path) -> dict[str, str] | None:
         return None
 
 
-def stamp(record: dict[str, Any], train_dir: str | Path) -> None:
-    """Add the plugin fingerprints of this process to a finished run's ``record``, and to its training's folder
-    when this job trained it (a record without ``trained`` counts as trained)."""
-    now = plugins.fingerprints()
+def used(config: dict[str, Any]) -> dict[str, str]:
+    """The fingerprints of the loaded plugins a resolved recipe uses: those that registered its head, its data set
+    or its backbone (and any plugin that registered nothing ablate can see)."""
+    model = config.get("model") or {}
+    names = {
+        "head": (model.get("head") or {}).get("name"),
+        "data set": (config.get("data") or {}).get("name"),
+        plugins.TIMM: str(model.get("backbone") or "").split(".")[0],  # timm's "arch.tag" names
+    }
+    return plugins.fingerprints(plugins.used_by(names))
+
+
+def stamp(record: dict[str, Any], train_dir: str | Path, config: dict[str, Any]) -> None:
+    """Add the fingerprints of the plugins the run used (``config``: its resolved recipe) to a finished run's
+    ``record``, and to its training's folder when this job trained it (a record without ``trained`` counts as
+    trained)."""
+    now = used(config)
     path = Path(train_dir) / PLUGINS_FILE
     if record.get("trained", True):
         if now or path.is_file():

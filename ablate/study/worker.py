@@ -84,7 +84,7 @@ def execute(
             record = {**base, "status": "failed", "error": message, "traceback": traceback.format_exc()}
         else:
             record = {**base, "status": "done", **result}
-            stale.stamp(record, train_dir)  # the plugin code it was made with
+            stale.stamp(record, train_dir, spec["config"])  # the plugin code it was made with
         record["duration_s"] = round(time.monotonic() - started, 2)
         Store.write_record(run_dir, record)
         wandb_sink.end_run(wb, record, train_dir)
