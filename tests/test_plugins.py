@@ -114,7 +114,9 @@ def test_a_file_plugin_registers_like_a_built_in(tiny_study, tmp_path, isolated)
 def test_a_plugin_that_fails_to_import_is_one_line_and_registers_nothing(tiny_study, tmp_path, isolated):
     write(tmp_path / "broken.py", HEAD.format(cls="HalfParams", name="half") + "\nraise RuntimeError('no GPU here')\n")
     write(tmp_path / "syntax.py", "def f(:\n")
+    write(tmp_path / "sub" / "json.py", HEAD.format(cls="JsonParams", name="json"))
     cases = {
+        "sub/json.py": "plugins: sub/json.py: a module named 'json' exists already (",  # the standard library's
         "./broken.py": "plugins: ./broken.py: cannot import it: RuntimeError: no GPU here",
         "./syntax.py": "plugins: ./syntax.py: cannot import it: SyntaxError: ",
         "./missing.py": "plugins: ./missing.py: file not found",
@@ -126,6 +128,7 @@ def test_a_plugin_that_fails_to_import_is_one_line_and_registers_nothing(tiny_st
             load_study(study)
         assert message in str(err.value) and "\n" not in str(err.value)
     assert "half" not in HEADS and plugins.loaded() == []  # what the broken plugin registered first is undone
+    assert sys.modules["json"].__file__ != str(tmp_path / "sub" / "json.py")
 
     cmd = [sys.executable, "-m", "ablate.cli", "plan", str(tmp_path / "study.yaml")]
     write(tmp_path / "study.yaml", "name: p\nrecipe: recipe.yaml\nplugins: [./broken.py]\n")
@@ -165,7 +168,8 @@ def test_a_module_plugin_beside_the_study_and_its_fingerprint(tiny_study, tmp_pa
     study = tiny_study("name: p\nrecipe: recipe.yaml\nplugins: [my_pkg.heads]\naxes: {model.head.name: [pkghead]}\n")
     load_study(study)  # my_pkg is not on sys.path: it is found beside the study
     (plugin,) = plugins.loaded()
-    assert plugin.key == "my_pkg.heads" and plugin.sys_path == str(tmp_path) and plugin.fingerprint.startswith("sha256:")
+    assert plugin.key == "my_pkg.heads" and plugin.sys_path == str(tmp_path)
+    assert plugin.fingerprint.startswith("sha256:")
 
     (tmp_path / "my_pkg" / "impl.py").write_text("WIDTH = 4\n")  # another file of the package
     plugins.forget(["my_pkg.heads"])
@@ -181,7 +185,8 @@ def _job(config, run_dir, train_dir, progress):
 
 def test_runs_made_by_other_plugin_code_are_stale_and_rerun_on_request(tiny_study, tmp_path, isolated):
     write(tmp_path / "my_heads.py", HEAD.format(cls="MyParams", name="myhead"))
-    study = tiny_study("name: s\nrecipe: recipe.yaml\nplugins: [./my_heads.py]\naxes: {model.head.name: [none, myhead]}\n")
+    study = tiny_study("name: s\nrecipe: recipe.yaml\nplugins: [./my_heads.py]\n"
+                       "axes: {model.head.name: [none, myhead]}\n")  # fmt: skip
     results = tmp_path / "results"
     run_study(study, results, _job)
     session = StudySession(study, {}, results)
@@ -211,6 +216,13 @@ def test_runs_made_by_other_plugin_code_are_stale_and_rerun_on_request(tiny_stud
     session.run(executor, Quiet(), todo, busy, job=_job, rerun_stale=True)
     assert session.stale() == {} and session.store.state(mine) == "done"
     assert session.store.read_metrics(mine)["plugins"] == {"my_heads.py": plugins.loaded()[0].fingerprint}
+
+    plugins.forget(["my_heads.py"])  # `ablate eval RUN_DIR` imports the run's plugins from its config.yaml
+    HEADS._entries.pop("myhead")
+    from ablate.train.eval_run import load_run
+
+    recipe, _, _ = load_run(session.store.run_dir(mine), {})
+    assert recipe.model.head.name == "myhead" and [p.key for p in plugins.loaded()] == ["my_heads.py"]
 
 
 def _cli(args, cwd, env):
@@ -294,7 +306,8 @@ def test_the_example_package_installed_with_pip(tmp_path):
     mtimes = {head: (d / "metrics.json").stat().st_mtime_ns for head, d in runs.items()}
     again = _cli(["run", "study.yaml", "--no-report"], work, env)
     assert again.returncode == 0 and "3 finished, 0 to run" in again.stdout, again.stdout
-    assert f"1 finished run was made by other plugin code than now (my_head.py): {runs['gcontext'].name}" in again.stdout
+    said = f"1 finished run was made by other plugin code than now (my_head.py): {runs['gcontext'].name}; "
+    assert said + "`ablate run --rerun-stale` runs it again" in again.stdout
     assert mtimes == {head: (d / "metrics.json").stat().st_mtime_ns for head, d in runs.items()}
     rerun = _cli(["run", "study.yaml", "--rerun-stale", "--no-report"], work, env)
     assert rerun.returncode == 0 and "2 finished, 1 stale runs to rerun" in rerun.stdout, rerun.stdout

@@ -75,9 +75,8 @@ def print_stale(session, stale: dict[str, list[str]], each: bool = False) -> Non
             if r.id in stale:
                 console.print(f"  stale    {r.id}  {escape(r.label)}  (changed: {escape(', '.join(stale[r.id]))})")
     shown = "" if each else ": " + ", ".join(r.id for r in session.runs if r.id in stale)
-    console.print(
-        f"[yellow]{escape(describe(stale))}[/yellow]{shown}; `ablate run --rerun-stale` runs them again"
-    )
+    them = "them" if len(stale) > 1 else "it"
+    console.print(f"[yellow]{escape(describe(stale))}[/yellow]{shown}; `ablate run --rerun-stale` runs {them} again")
 
 
 def write_report(session, t):

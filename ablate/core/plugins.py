@@ -156,9 +156,13 @@ def _import_file(key: str, path: Path, where: str) -> Plugin:
     if not name.isidentifier():
         raise ConfigError(f"{where}: '{path.name}' is not a valid module name; rename the file (letters, digits, _)")
     present = sys.modules.get(name)
-    if present is not None and Path(getattr(present, "__file__", "") or "").resolve() != path:
-        other = getattr(present, "__file__", None) or "built in"
-        raise ConfigError(f"{where}: a module named '{name}' is imported already ({other}); rename the file")
+    try:  # another module of that name (imported or importable) would be shadowed, or would shadow this one
+        found = present if present is not None else importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    other = getattr(found, "__file__", None) or getattr(found, "origin", None) if found is not None else None
+    if found is not None and (other is None or not Path(other).exists() or Path(other).resolve() != path):
+        raise ConfigError(f"{where}: a module named '{name}' exists already ({other or 'built in'}); rename the file")
     if present is None:
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
