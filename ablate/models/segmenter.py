@@ -86,7 +86,7 @@ def upsample_logits(logits: torch.Tensor, size: tuple[int, int] | torch.Size, sh
 def build_head(params: HeadParams, in_channels: int) -> nn.Module:
     """The head's module (``params.build`` with the torch building blocks), with its ``out_channels``."""
     target = getattr(type(params), "module", None)
-    if isinstance(target, str):  # a head that names its nn.Module class ("pkg.module:Class")
+    if isinstance(target, str) and target:  # a head that names its nn.Module class ("pkg.module:Class")
         where, _, name = target.partition(":")
         return getattr(importlib.import_module(where), name)(in_channels, params)
     module, out_channels = params.build(in_channels, layers)

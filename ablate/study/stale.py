@@ -20,6 +20,8 @@ from ablate.core import plugins
 from ablate.core.errors import ConfigError
 from ablate.core.files import atomic_write
 from ablate.core.locks import is_locked
+from ablate.data import DATASETS
+from ablate.models.heads import HEADS
 from ablate.study.grid import Run
 from ablate.study.store import Store
 
@@ -38,8 +40,8 @@ def used(config: dict[str, Any]) -> dict[str, str]:
     or its backbone (and any plugin that registered nothing ablate can see)."""
     model = config.get("model") or {}
     names = {
-        "head": (model.get("head") or {}).get("name"),
-        "data set": (config.get("data") or {}).get("name"),
+        HEADS.what: (model.get("head") or {}).get("name"),
+        DATASETS.what: (config.get("data") or {}).get("name"),
         plugins.TIMM: str(model.get("backbone") or "").split(".")[0],  # timm's "arch.tag" names
     }
     return plugins.fingerprints(plugins.used_by(names))
