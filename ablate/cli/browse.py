@@ -15,6 +15,7 @@ from ablate.cli.app import app
 from ablate.cli.common import (
     console,
     print_and_save_table,
+    print_stale,
     session_of,
     user_errors,
     write_report,
@@ -25,7 +26,8 @@ from ablate.core.errors import ConfigError
 
 @app.command()
 def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None) -> None:
-    """Count STUDY's runs by state: done, running (locked by a live process), failed, pending."""
+    """Count STUDY's runs by state: done, running (locked by a live process), failed, pending; and name the finished
+    runs made by other plugin code than now (stale: `ablate run --rerun-stale` runs them again)."""
     with user_errors():
         session = session_of(study, set_, results, axis)
     states = session.states()
@@ -37,6 +39,7 @@ def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt 
         if states[r.id] in ("running", "failed"):
             detail = (session.store.read_metrics(r) or {}).get("error", "") if states[r.id] == "failed" else ""
             console.print(f"  {states[r.id]:8} {r.id}  {escape(r.label)}  {escape(detail)}")
+    print_stale(session, session.stale(), each=True)
 
 
 @app.command()
@@ -113,6 +116,8 @@ def table(
                 raise ConfigError(f"--min-effect {min_effect}: give a positive number of metric points")
             session.loaded.study.table.min_effect = min_effect
     t = print_and_save_table(session, fmt)
+    if fmt == "terminal":
+        print_stale(session, session.stale())
     if seeds:
         from ablate.report.terminal import print_seeds
 

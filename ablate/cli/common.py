@@ -64,6 +64,21 @@ def print_and_save_table(session, fmt: str = "terminal"):
     return t
 
 
+def print_stale(session, stale: dict[str, list[str]], each: bool = False) -> None:
+    """Say which finished runs were made by other plugin code than now (``each``: one line per run)."""
+    if not stale:
+        return
+    from ablate.study.stale import describe
+
+    if each:
+        for r in session.runs:
+            if r.id in stale:
+                console.print(f"  stale    {r.id}  {escape(r.label)}  (changed: {escape(', '.join(stale[r.id]))})")
+    shown = "" if each else ": " + ", ".join(r.id for r in session.runs if r.id in stale)
+    them = "them" if len(stale) > 1 else "it"
+    console.print(f"[yellow]{escape(describe(stale))}[/yellow]{shown}; `ablate run --rerun-stale` runs {them} again")
+
+
 def write_report(session, t):
     report = session.write_report(t)
     console.print(f"report: {report.html} and {report.md}", markup=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -50,13 +51,17 @@ def markdown(kind: str) -> str:
     return "\n".join([*lines, END.format(kind=kind)]) + "\n"
 
 
-def show(kind: str, name: str | None, as_markdown: bool) -> None:
+def show(kind: str, name: str | None, as_markdown: bool, plugin: list[str] | None = None) -> None:
+    from ablate.core import plugins
     from ablate.core.schema import describe_fields
 
+    with user_errors():  # the installed plugins and those named (as a study's plugins: key would)
+        reg = registry(kind)
+        plugins.load_entry_points()
+        plugins.load(plugin or [], Path.cwd(), "--plugin")
     if as_markdown:
         print(markdown(kind), end="")
         return
-    reg = registry(kind)
     with user_errors():
         chosen = [(name, reg[name])] if name is not None else reg.items()
     for entry, config in chosen:
@@ -72,21 +77,34 @@ def show(kind: str, name: str | None, as_markdown: bool) -> None:
 
 NameArg = Annotated[str | None, typer.Argument(help="Show only this one.", show_default=False)]
 MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="Print README's markdown block instead.")]
+PluginOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        "-p",
+        help="Import this plugin first, as a study's plugins: key does: a module name or a .py file. Repeatable; "
+        "installed plugins (entry points ablate.plugins) are always imported.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
-def heads(name: NameArg = None, as_markdown: MarkdownOpt = False) -> None:
-    """List every context head (model.head.name) with its parameters, their types and defaults. Imports no torch."""
-    show("heads", name, as_markdown)
+def heads(name: NameArg = None, as_markdown: MarkdownOpt = False, plugin: PluginOpt = None) -> None:
+    """List every context head (model.head.name) with its parameters, their types and defaults, plugins' included.
+    Imports no torch (a plugin may)."""
+    show("heads", name, as_markdown, plugin)
 
 
 @app.command()
-def datasets(name: NameArg = None, as_markdown: MarkdownOpt = False) -> None:
-    """List every data set (data.name) with its settings, their types and defaults. Imports no torch."""
-    show("datasets", name, as_markdown)
+def datasets(name: NameArg = None, as_markdown: MarkdownOpt = False, plugin: PluginOpt = None) -> None:
+    """List every data set (data.name) with its settings, their types and defaults, plugins' included. Imports no
+    torch (a plugin may)."""
+    show("datasets", name, as_markdown, plugin)
 
 
 @app.command()
-def executors(name: NameArg = None, as_markdown: MarkdownOpt = False) -> None:
-    """List every executor (a study's executor.kind) with its settings, their types and defaults."""
-    show("executors", name, as_markdown)
+def executors(name: NameArg = None, as_markdown: MarkdownOpt = False, plugin: PluginOpt = None) -> None:
+    """List every executor (a study's executor.kind) with its settings, their types and defaults, plugins'
+    included."""
+    show("executors", name, as_markdown, plugin)

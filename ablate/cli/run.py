@@ -12,6 +12,7 @@ from ablate.cli.common import (
     console,
     err_console,
     print_and_save_table,
+    print_stale,
     session_of,
     user_errors,
     write_report,
@@ -27,6 +28,14 @@ def run(
     seeds: SeedsOpt = None, save_study: SaveStudyOpt = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run again only the runs that failed before (nothing else).")
+    ] = False,
+    rerun_stale: Annotated[
+        bool,
+        typer.Option(
+            "--rerun-stale",
+            help="Run again only the finished runs made by other plugin code than now (`ablate status` names "
+            "them), with their trainings where those were made by other plugin code.",
+        ),
     ] = False,
     max_parallel: Annotated[
         int | None,
@@ -76,8 +85,16 @@ def run(
         if wandb is not None and wandb.lower() not in WANDB_MODES:
             raise ConfigError(f"--wandb {wandb}: expected one of {', '.join(WANDB_MODES)}")
         exec_cfg = session.executor(executor, max_parallel=max_parallel, threads=threads, detach=detach or None)
-        todo, busy = session.todo(exec_cfg, retry_failed)
-        if todo:
+        if rerun_stale and retry_failed:
+            raise ConfigError("--rerun-stale and --retry-failed: give one at a time")
+        stale = session.stale()
+        if rerun_stale:
+            from ablate.train.preflight import preflight
+
+            preflight((r.config for r in session.runs if r.id in stale), session.loaded.source_of)
+            session.reset_stale(set(stale))
+        todo, busy = session.todo(exec_cfg, retry_failed, only=set(stale) if rerun_stale else None)
+        if todo and not rerun_stale:
             from ablate.train.preflight import preflight
 
             preflight((r.config for r in todo), session.loaded.source_of)
@@ -89,7 +106,7 @@ def run(
         where = f"project {ctx['project']}, group {ctx['group']}, files in {ctx['dir']}/wandb"
         console.print(f"W&B: {ctx['mode']} ({where})")
     try:
-        summary = session.run(exec_cfg, console, todo, busy, retry_failed=retry_failed)
+        summary = session.run(exec_cfg, console, todo, busy, retry_failed=retry_failed, rerun_stale=rerun_stale)
     except signals.Interrupted as stop:
         where = f" {stop.where}" if stop.where else ""
         err_console.print(
@@ -105,6 +122,8 @@ def run(
         console.print(f"[red]{len(t.failures)} run(s) failed[/red]: `ablate run --retry-failed` runs them again")
     if summary.busy:
         console.print(f"{len(summary.busy)} run(s) are being run by another process; run again when it is done.")
+    if not rerun_stale:
+        print_stale(session, stale)
     if t.failures or t.missing:
         raise typer.Exit(1)
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from ablate.core.errors import ConfigError, did_you_mean
+from ablate.core.registry import Registry
 from ablate.core.schema import field_type
 
 
@@ -49,7 +50,10 @@ def format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
         parent = node
         path.append(str(part))
         if isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
-            node = _model_at(node.model_fields[part].annotation)
+            field = node.model_fields[part]
+            # a registry's open union (``Registry.union``): the entries registered now
+            opened = [m.registry for m in field.metadata if isinstance(getattr(m, "registry", None), Registry)]
+            node = dict(opened[0].items()) if opened else _model_at(field.annotation)
         else:
             node = None
     key = ".".join(path) or "<top>"

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from ablate.config.errors import format_error, validate
 from ablate.config.schema import Recipe
+from ablate.core import plugins
 from ablate.core.errors import ConfigError
 
 
@@ -75,7 +76,11 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    return validate(Recipe, load_yaml(path), str(path))
+    """A recipe file, after the plugins it names (``plugins:``, not part of the recipe) and the installed ones."""
+    data = load_yaml(path)
+    plugins.load_entry_points()
+    plugins.load(data.pop("plugins", None), Path(path).parent, f"{path}: plugins")
+    return validate(Recipe, data, str(path))
 
 
 def parse_sets(sets: list[str] | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from ablate.config.errors import validate
 from ablate.config.loading import apply_overrides, check_block, check_override, get_dotted, load_yaml
 from ablate.config.schema import Recipe
+from ablate.core import plugins
 from ablate.core.errors import ConfigError, did_you_mean
 from ablate.core.text import format_value
 from ablate.study.spec import REDUCED_KEY, Study, WandbConfig
@@ -191,6 +192,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
     ``overrides`` (``--set``). Raises ``ConfigError`` with one line naming the file and the key."""
     path = Path(path)
     raw = load_yaml(path)
+    # plugins first: what they register (heads, data sets, executors) is then validated like a built-in
+    plugins.load_entry_points()
+    plugins.load(raw.get("plugins"), path.parent, f"{path}: plugins")
     study = validate(Study, raw, str(path))
     recipe_path = (path.parent / study.recipe).resolve()
     if not recipe_path.is_file():
@@ -201,6 +205,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
         shown = recipe_path
     recipe_raw = load_yaml(recipe_path)
     recipe_wandb = recipe_raw.pop("wandb", None)  # logging settings, not part of the recipe (nor of run ids)
+    plugins.load(recipe_raw.pop("plugins", None), recipe_path.parent, f"{shown}: plugins")  # code, not a setting
     if recipe_wandb is not None and "wandb" not in raw:
         study.wandb = validate(WandbConfig, recipe_wandb, str(shown), prefix="wandb.")
     validate(Recipe, recipe_raw, str(shown))

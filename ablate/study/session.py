@@ -22,6 +22,7 @@ from ablate.study.executors.base import Printer
 from ablate.study.grid import Run, expand
 from ablate.study.load import LoadedStudy, load_study
 from ablate.study.progress import Progress, fmt_time
+from ablate.study.stale import find_stale, reset
 from ablate.study.store import Store
 
 DEFAULT_JOB = "ablate.train.job:run_job"
@@ -66,15 +67,25 @@ class StudySession:
         updates = {k: v for k, v in changes.items() if v is not None and k in type(cfg).model_fields}
         return cfg.model_copy(update=updates)
 
-    def todo(self, executor: ExecutorConfig, retry_failed: bool = False) -> tuple[list[Run], list[Run]]:
-        """(runs this command does or waits for, runs another process holds)."""
-        return executor.select(self.runs, self.store, retry_failed)
+    def todo(self, executor: ExecutorConfig, retry_failed: bool = False,
+             only: set[str] | None = None) -> tuple[list[Run], list[Run]]:  # fmt: skip
+        """(runs this command does or waits for, runs another process holds); ``only``: of these run ids."""
+        todo, busy = executor.select(self.runs, self.store, retry_failed)
+        return (todo, busy) if only is None else ([r for r in todo if r.id in only], busy)
+
+    def stale(self) -> dict[str, list[str]]:
+        """run id -> plugins changed since, for the finished runs made by other plugin code than now."""
+        return find_stale(self.runs, self.store)
+
+    def reset_stale(self, ids: set[str]) -> None:
+        """Make those stale runs pending again (and their trainings, where made by other plugin code)."""
+        reset([r for r in self.runs if r.id in ids], self.store)
 
     def run(self, executor: ExecutorConfig, console: Printer, todo: list[Run], busy: list[Run],
-            job: str = DEFAULT_JOB, retry_failed: bool = False) -> Summary:  # fmt: skip
+            job: str = DEFAULT_JOB, retry_failed: bool = False, rerun_stale: bool = False) -> Summary:  # fmt: skip
         """Run ``todo`` on ``executor``. Raises ``Interrupted`` (runs stay resumable) when asked to stop."""
         trainings = len({r.train_id for r in self.runs})
-        what = "failed runs to retry" if retry_failed else "to run"
+        what = "failed runs to retry" if retry_failed else "stale runs to rerun" if rerun_stale else "to run"
         finished = sum(self.store.state(r) == "done" for r in self.runs)
         console.print(
             f"study [bold]{escape(self.study.name)}[/bold]: {plural(len(self.runs), 'run')} "

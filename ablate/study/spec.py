@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from ablate.core.schema import Strict, default_tag
 from ablate.study.executors import ExecutorConfig
@@ -122,7 +122,9 @@ class Study(Strict):
     # the seeds of the reduced run, in place of ``seeds``: a CPU-sized run is noisier than the paper's, so its signs
     # need several seeds where the paper's one run per row was enough
     reduced_seeds: list[Seed] | None = Field(default=None, min_length=1)
-
+    # the user's modules imported before anything is validated: module names or .py files relative to this file
+    # (``ablate.core.plugins``; imported by ``ablate.study.load`` before this schema validates the study)
+    plugins: list[str] = Field(default_factory=list)
 
     @field_validator("seeds", "reduced_seeds")
     @classmethod
@@ -133,6 +135,14 @@ class Study(Strict):
         if repeated:
             raise ValueError(f"seed {repeated[0]} is given twice: every seed is one run per configuration")
         return seeds
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # left out when empty: the dump of a study without plugins is what it was before the key existed
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("plugins"):
+            data.pop("plugins", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod

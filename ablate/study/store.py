@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from ablate.core import plugins
 from ablate.core.files import atomic_write, remove_stale_temporaries
 from ablate.core.locks import is_locked
 from ablate.study.grid import Run
@@ -33,6 +34,8 @@ class Store:
         d.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(d)  # left by a process killed mid-write
         record = {"id": run.id, "seed": run.seed, "axes": run.axes, "config": run.config}
+        if plugins.loaded():  # the job's process imports them before it validates the config
+            record["plugins"] = plugins.specs()
         atomic_write(d / "config.yaml", yaml.safe_dump(record, sort_keys=False))
         return d
 

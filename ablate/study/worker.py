@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from ablate.core import signals, warn
+from ablate.core import plugins, signals, warn
 from ablate.core.locks import file_lock
-from ablate.study import wandb_sink
+from ablate.study import stale, wandb_sink
 from ablate.study.store import Store
 
 DEFAULT_JOB = "ablate.train.job:run_job"
@@ -60,6 +60,8 @@ def execute(
     run_dir, train_dir = Path(run_dir), Path(train_dir)
     spec = yaml.safe_load((run_dir / "config.yaml").read_text())
     job = resolve(job_ref) if isinstance(job_ref, str) else job_ref
+    if spec.get("plugins"):  # the user's modules, imported before the job validates its recipe
+        job = _with_plugins(job, spec["plugins"], str(run_dir / "config.yaml"))
     if global_rank() != 0:  # other DDP ranks train alongside rank 0 and leave the records to it
         job(spec["config"], run_dir, train_dir, progress)
         return {"status": "worker"}
@@ -82,10 +84,21 @@ def execute(
             record = {**base, "status": "failed", "error": message, "traceback": traceback.format_exc()}
         else:
             record = {**base, "status": "done", **result}
+            stale.stamp(record, train_dir, spec["config"])  # the plugin code it was made with
         record["duration_s"] = round(time.monotonic() - started, 2)
         Store.write_record(run_dir, record)
         wandb_sink.end_run(wb, record, train_dir)
         return record
+
+
+def _with_plugins(job: Callable, items: list[dict[str, Any]], source: str) -> Callable:
+    """``job`` that first imports the plugins (a failure is the run's recorded error, one line)."""
+
+    def run(*args: Any) -> Any:
+        plugins.load_specs(items, source)
+        return job(*args)
+
+    return run
 
 
 class LinePrinter:

@@ -16,6 +16,7 @@ import yaml
 
 from ablate.config.loading import apply_overrides, check_override
 from ablate.config.schema import Recipe
+from ablate.core import plugins
 from ablate.core.errors import ConfigError
 from ablate.core.files import atomic_write
 from ablate.core.hashing import stable_hash, train_id
@@ -48,6 +49,8 @@ def load_run(run_dir: Path, overrides: dict[str, Any]) -> tuple[Recipe, Path, di
     config = saved.get("config") if isinstance(saved, dict) else None
     if not isinstance(config, dict):
         raise ConfigError(f"{config_path}: no 'config:' mapping (the run's resolved recipe)")
+    plugins.load_entry_points()
+    plugins.load_specs(saved.get("plugins") or [], str(config_path))  # the run's plugins, before its recipe
     for key in overrides:
         if key != "eval" and not key.startswith("eval."):
             raise ConfigError(
