@@ -21,7 +21,7 @@ from ablate.study.executors import EXECUTORS, Context, ExecutorConfig, Item
 from ablate.study.executors.base import Printer
 from ablate.study.grid import Run, expand
 from ablate.study.load import LoadedStudy, load_study
-from ablate.study.progress import Progress, fmt_time
+from ablate.study.progress import Progress, result_line
 from ablate.study.store import Store
 
 DEFAULT_JOB = "ablate.train.job:run_job"
@@ -84,18 +84,13 @@ class StudySession:
         summary = Summary(runs=self.runs, skipped=[r for r in self.runs if r not in todo], busy=list(busy))
 
         def report(item: Item, record: dict[str, Any]) -> None:
+            console.print(result_line(item.index, len(items), item.run, record), highlight=False)
             status = record.get("status")
             if status == "done":
-                miou = record.get("metrics", {}).get("miou")
-                shown = f"mIoU {100 * miou:.2f}" if miou is not None else "done"
-                how = "trained" if record.get("trained", True) else f"reused training {item.run.train_id}"
-                console.print(f"    [green]{shown}[/green] in {fmt_time(record.get('duration_s', 0))} ({how})")
                 summary.done.append(item.run)
             elif status == "failed":
-                console.print(f"    [red]failed[/red]: {escape(str(record.get('error')))}")
                 summary.failed.append((item.run, record.get("error", "")))
             else:
-                console.print(f"    [yellow]skipped[/yellow]: another process is running {item.run.id}")
                 summary.busy.append(item.run)
 
         items = [Item(i, r, self.store.prepare(r), self.store.training_dir(r)) for i, r in enumerate(todo, start=1)]

@@ -249,6 +249,8 @@ class _Pool:
         if line.startswith("@@step") and item is not None:
             self._step(worker, item, *json.loads(line.split(" ", 1)[1]))
             return
+        if line.startswith("failed: ") and item is not None:  # the worker's own log line: the report names the run
+            return
         if line and item is not None and not line.startswith("@@"):
             self.ctx.console.print(f"    [{item.index}/{self.ctx.total}] {line}", highlight=False, markup=False)
 
