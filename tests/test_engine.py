@@ -137,7 +137,7 @@ def test_parallel_local_workers(tiny_study, tmp_path):
     assert "4 runs (2 trainings)" in out.stdout
     assert out.stdout.count("(trained)") == 2 and out.stdout.count("reused training") == 2
     results = [line for line in out.stdout.splitlines() if "(trained)" in line or "reused training" in line]
-    named = [re.fullmatch(r"\s+\[(\d)/4\] output_stride=(8|16) batch_size=(2|4) seed=0: mIoU [\d.]+ in \d+s \(.*\)",
+    named = [re.fullmatch(r"\s+\[(\d)/4\] output_stride=(8|16) batch_size=(2|4) seed=0: mIoU [\d.]+ in [\dm]+s \(.*\)",
                           line) for line in results]  # fmt: skip
     assert all(named) and len({m.groups() for m in named}) == 4, results  # each result line names its own run
     status = subprocess.run(
