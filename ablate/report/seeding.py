@@ -60,21 +60,27 @@ def seed_notes(study: Any, summary: pd.DataFrame, df: pd.DataFrame, seeding: Any
             continue
         start, end = first[i], last[i]
         decision = row.get(f"decision_{metric}", "")
-        if end.n <= start.n and first_decided[i] != "undecided" and decision != "undecided":
+        holm = row.get(f"p_holm_{metric}")
+        stopped = getattr(seeding, "stopped", None)
+        if end.n <= start.n:  # no seed added
+            if decision == "undecided":
+                why = "the time budget ran out" if stopped == "budget" else "not extended yet (`ablate run` adds seeds)"
+                if end.n >= design.nmax:
+                    why = f"the maximum of {design.nmax} seeds"
+                notes.append(f"{label(row)}: undecided at {end.n} ({_state(end, holm)}): {why}.")
             continue  # decided at the first look: the table says it all
-        head = f"{label(row)}: " + (f"{start.n} -> {end.n} seeds, " if end.n > start.n else "")
+        head = f"{label(row)}: {start.n} -> {end.n} seeds, "
         if first_decided[i] == "undecided":
             head += f"undecided at {start.n} ({_state(start, first_holm[i])}); "
-        holm = row.get(f"p_holm_{metric}")
         if decision == SIGNIFICANT:
             tail = f"significant at {end.n} (p {_fmt_p(end.p)}, Holm {_fmt_p(holm)})"
         elif decision == SMALLER:
             tail = f"|Δ| < {design.effect:g} at {end.n} (RCI [{end.low:+.2f}, {end.high:+.2f}])"
         elif end.n >= design.nmax:
             tail = f"still undecided at the maximum of {design.nmax} seeds ({_state(end, holm)})"
-        elif getattr(seeding, "stopped", None) == "budget":
+        elif stopped == "budget":
             tail = f"still undecided at {end.n}: the time budget ran out ({_state(end, holm)})"
         else:
-            tail = f"undecided at {end.n}: not extended yet (`ablate run` adds its seeds)"
+            tail = f"undecided at {end.n}: not extended yet (`ablate run` adds seeds)"
         notes.append(head + tail + ".")
     return notes

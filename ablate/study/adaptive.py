@@ -10,7 +10,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +229,8 @@ def until_decided(session: Any, console: Any, plan: SeedPlan, budget_s: float | 
             needed = max(per_run["one"], per_run["wall"] * len(new))
             left = budget_s - (time.monotonic() - started)
             if needed > left:
-                write_log(root, SeedPlan(**{**asdict(plan), "stopped": "budget"}))
+                session.plan = replace(plan, stopped="budget")  # the table says why these rows stay undecided
+                write_log(root, session.plan)
                 console.print(f"seeds: the time budget is spent: {len(new)} more run(s) would take about "
                               f"{needed / 60:.1f} min, {max(0.0, left) / 60:.1f} min left; "
                               f"{plural(len(growing), 'row')} stay undecided")  # fmt: skip
