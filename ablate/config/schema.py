@@ -9,12 +9,27 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_serializer, model_validator
 
 from ablate.core.schema import Strict, default_tag
 from ablate.data import DataConfig
 from ablate.data.synthetic import SyntheticData
 from ablate.models.spec import ModelConfig, OutputStride
+
+
+class EMAConfig(Strict):
+    """An exponential moving average of the weights (BN statistics too) over training, evaluated and saved in place
+    of the raw weights: w_ema <- decay * w_ema + (1 - decay) * w after every step past ``start`` (it starts as a
+    copy of the weights after step ``start`` + 1). It averages over about 1 / (1 - decay) steps, so the last
+    steps' noise counts less. ``train.ema: true`` is short for the defaults."""
+
+    decay: float = Field(default=0.99, gt=0, lt=1)
+    start: NonNegativeInt = 0  # steps trained before the average starts
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bool(cls, data: Any) -> Any:
+        return {} if data is True else data
 
 
 class TrainConfig(Strict):
@@ -40,6 +55,21 @@ class TrainConfig(Strict):
     # steps between validations during training (0: none, only the final evaluation): mIoU of the model as it is,
     # whole image at one scale, written to trainings/<id>/val.csv for the report's training curves
     val_every: NonNegativeInt = 0
+    ema: EMAConfig | None = None  # a moving average of the weights, evaluated in place of them (None/false: off)
+
+    @field_validator("ema", mode="before")
+    @classmethod
+    def _ema_off(cls, value: Any) -> Any:
+        return None if value is False else value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # keys added after runs were made are left out at their default, so that those runs keep their ids
+        # (a run's id hashes its resolved recipe)
+        data = handler(self)
+        if isinstance(data, dict) and data.get("ema") is None:
+            data.pop("ema", None)
+        return data
 
 
 class GaussianCRF(Strict):
