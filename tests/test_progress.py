@@ -114,3 +114,52 @@ def test_inline_result_line_names_the_run_too(tiny_study, tmp_path):
     console = Lines()
     session.run(One(), console, [run], [])
     assert console.lines[-1] == f"    [1/1] {run.label}: mIoU 50.00 in 1m06s (reused training {run.train_id})"
+
+
+def pid_job(config, run_dir, train_dir, progress):
+    """A job (run in a worker process) that records which process ran it."""
+    import os
+
+    return {"metrics": {"miou": 0.5, "pixel_acc": 0.9, "mean_acc": 0.6, "fwiou": 0.8}, "pid": os.getpid()}
+
+
+def _gone(pid: int, timeout: float = 20.0) -> bool:
+    """Whether process ``pid`` has ended (or is a zombie nobody waited for) within ``timeout`` seconds."""
+    import time
+    from pathlib import Path
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status")
+        if not status.exists() or "State:\tZ" in status.read_text():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_workers_stay_alive_across_runs_while_kept(tiny_study, tmp_path, monkeypatch):
+    """-j 2: inside ``StudySession.workers`` (adaptive seeds' rounds) the second run's jobs go to the first run's
+    worker processes, which end when it is left; without it each run starts its own."""
+    import json
+    import os
+    from pathlib import Path
+
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    session = StudySession(tiny_study(STUDY), {}, tmp_path / "r")
+    executor = LocalExecutor(max_parallel=2)
+
+    def pids(runs) -> set[int]:
+        return {json.loads((session.store.run_dir(r) / "metrics.json").read_text())["pid"] for r in runs}
+
+    rounds = [session.runs[0:2], session.runs[2:4], session.runs[4:6], session.runs[6:8]]
+    with session.workers(executor):
+        for runs in rounds[:2]:
+            session.run(executor, Lines(), runs, [], job="test_progress:pid_job")
+    kept = [pids(rounds[0]), pids(rounds[1])]
+    assert len(kept[0]) == 2 and kept[1] == kept[0], kept  # the same two workers took both runs' jobs
+    assert all(_gone(pid) for pid in kept[0])  # and ended with the block
+    for runs in rounds[2:]:
+        session.run(executor, Lines(), runs, [], job="test_progress:pid_job")
+    fresh = [pids(rounds[2]), pids(rounds[3])]
+    assert not fresh[0] & fresh[1] and not fresh[0] & kept[0], fresh  # new workers each time

@@ -116,11 +116,12 @@ def run(
         where = f"project {ctx['project']}, group {ctx['group']}, files in {ctx['dir']}/wandb"
         console.print(f"W&B: {ctx['mode']} ({where})")
     try:
-        began = time.monotonic()
-        summary = session.run(exec_cfg, console, todo, busy, retry_failed=retry_failed)
-        if plan is not None and summary.waited and not retry_failed:
-            wall = (time.monotonic() - began) / len(todo) if todo else None
-            session.until_decided(exec_cfg, console, summary, budget_s, started, wall)
+        with session.workers(exec_cfg):  # adaptive seeds' rounds run on the same worker processes
+            began = time.monotonic()
+            summary = session.run(exec_cfg, console, todo, busy, retry_failed=retry_failed)
+            if plan is not None and summary.waited and not retry_failed:
+                wall = (time.monotonic() - began) / len(todo) if todo else None
+                session.until_decided(exec_cfg, console, summary, budget_s, started, wall)
     except signals.Interrupted as stop:
         where = f" {stop.where}" if stop.where else ""
         err_console.print(

@@ -6,6 +6,7 @@ runs it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -127,7 +128,15 @@ class StudySession:
             summary.failed += done.failed
             summary.busy += done.busy
 
-        return adaptive.until_decided(self, console, self.plan, budget_s, started, run_round, wall_per_run)
+        with self.workers(executor):
+            return adaptive.until_decided(self, console, self.plan, budget_s, started, run_round, wall_per_run)
+
+    @staticmethod
+    def workers(executor: ExecutorConfig) -> contextlib.AbstractContextManager:
+        """Inside, the executor's worker processes (where it has any: local) outlive each ``run`` and take the next
+        one's jobs: adaptive seeds' rounds pay the workers' imports and generated data once."""
+        keep = getattr(executor, "keep_workers", None)
+        return keep() if keep is not None else contextlib.nullcontext()
 
     def resume_command(self, command: str = "run") -> str:
         from ablate.report.page import reproduce_command
