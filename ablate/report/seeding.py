@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ablate.report import compare
-from ablate.report.sequential import SIGNIFICANT, SMALLER
+from ablate.report.sequential import SIGNIFICANT, SMALLER, UNDECIDED
 
 SHAPE_NAMES = {0.0: "O'Brien-Fleming", 0.5: "Pocock"}
 
@@ -63,14 +63,14 @@ def seed_notes(study: Any, summary: pd.DataFrame, df: pd.DataFrame, seeding: Any
         holm = row.get(f"p_holm_{metric}")
         stopped = getattr(seeding, "stopped", None)
         if end.n <= start.n:  # no seed added
-            if decision == "undecided":
+            if decision == UNDECIDED:
                 why = "the time budget ran out" if stopped == "budget" else "not extended yet (`ablate run` adds seeds)"
                 if end.n >= design.nmax:
                     why = f"the maximum of {design.nmax} seeds"
                 notes.append(f"{label(row)}: undecided at {end.n} ({_state(end, holm)}): {why}.")
             continue  # decided at the first look: the table says it all
         head = f"{label(row)}: {start.n} -> {end.n} seeds, "
-        if first_decided[i] == "undecided":
+        if first_decided[i] == UNDECIDED:
             head += f"undecided at {start.n} ({_state(start, first_holm[i])}); "
         if decision == SIGNIFICANT:
             tail = f"significant at {end.n} (p {_fmt_p(end.p)}, Holm {_fmt_p(holm)})"

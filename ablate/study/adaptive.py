@@ -19,7 +19,8 @@ from rich.markup import escape
 from ablate.core.errors import ConfigError
 from ablate.core.files import atomic_write
 from ablate.core.text import format_value, parse_duration, plural
-from ablate.study.grid import Run, combo_key, make_run
+from ablate.report.sequential import SIGNIFICANT, SMALLER, UNDECIDED
+from ablate.study.grid import Run, combo_key, effective, make_run
 from ablate.study.spec import AdaptiveSeeds, Study
 
 LOG = "seeds.json"
@@ -48,9 +49,6 @@ class SeedPlan:
         from ablate.report.sequential import Design
 
         return Design(self.initial, self.max, self.alpha, self.effect, self.shape, tuple(self.seeds))
-
-    def same_design(self, other: SeedPlan) -> bool:
-        return {**asdict(self), "stopped": None} == {**asdict(other), "stopped": None}
 
 
 def study_plan(study: Study, max_seeds: int | None = None) -> SeedPlan | None:
@@ -105,8 +103,6 @@ def added_seeds(loaded: Any, plan: SeedPlan | None, exists: Callable[[Run], bool
     """The seeds beyond the initial ones that earlier rounds gave each combination (their run folders exist)."""
     if plan is None:
         return {}
-    from ablate.study.grid import effective
-
     out: dict[str, list[int]] = {}
     for axes in combos:
         overrides = effective(loaded, axes)
@@ -180,8 +176,7 @@ def rows_now(session: Any, plan: SeedPlan) -> list[Row]:
 def next_round(session: Any, plan: SeedPlan, rows: list[Row]) -> tuple[list[Run], list[Row]]:
     """The runs of the next round: ``step`` more seeds for every undecided row below the maximum, and the
     baseline's seeds up to the most any row then has (the pairs); and the rows that get them."""
-    growing = [r for r in rows if not r.baseline and r.decision not in ("significant", "smaller than the effect")
-               and r.assigned < plan.max]  # fmt: skip
+    growing = [r for r in rows if not r.baseline and r.decision not in (SIGNIFICANT, SMALLER) and r.assigned < plan.max]
     if not growing:
         return [], []
     loaded = session.loaded
@@ -198,12 +193,15 @@ def next_round(session: Any, plan: SeedPlan, rows: list[Row]) -> tuple[list[Run]
     return [r for r in new if r.id not in known], growing
 
 
-def _state(row: Row, label: str) -> str:
+def _state(row: Row) -> str:
+    """``rates=(4) undecided at 3 (p 0.223, Holm 0.446, RCI [-2.04, +3.77])``"""
+    label = " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in row.axes.items())
     test = row.test
     if test is None or test.p is None:
         return f"{label} ({test.n if test else 0} pairs: no test yet)"
     interval = "" if test.low is None else f", RCI [{test.low:+.2f}, {test.high:+.2f}]"
-    return f"{label} undecided at {test.n} (p {test.p:.3f}, Holm {row.holm:.3f}{interval})"
+    holm = f", Holm {row.holm:.3f}" if row.holm is not None else ""
+    return f"{label} undecided at {test.n} (p {test.p:.3f}{holm}{interval})"
 
 
 def until_decided(session: Any, console: Any, plan: SeedPlan, budget_s: float | None, started: float,
@@ -219,7 +217,7 @@ def until_decided(session: Any, console: Any, plan: SeedPlan, budget_s: float | 
         rows = rows_now(session, plan)
         new, growing = next_round(session, plan, rows)
         if not new:
-            undecided = [r for r in rows if not r.baseline and r.decision == "undecided"]
+            undecided = [r for r in rows if not r.baseline and r.decision == UNDECIDED]
             why = "max" if undecided else "decided"
             console.print("seeds: every comparison is decided" if why == "decided" else
                           f"seeds: {plural(len(undecided), 'row')} still undecided at the maximum of {plan.max} seeds")
@@ -235,17 +233,12 @@ def until_decided(session: Any, console: Any, plan: SeedPlan, budget_s: float | 
                               f"{needed / 60:.1f} min, {max(0.0, left) / 60:.1f} min left; "
                               f"{plural(len(growing), 'row')} stay undecided")  # fmt: skip
                 return "budget"
-        label = _labeller(session)
-        shown = "; ".join(_state(r, label(r.axes)) for r in growing)
+        shown = "; ".join(_state(r) for r in growing)
         console.print(f"seeds: {len(new)} more run(s) (the baseline's paired with them) for {escape(shown)}")
         session.add_runs(new)
         began = time.monotonic()
         run_round(new)
         durations.append((time.monotonic() - began) / max(1, len(new)))
-
-
-def _labeller(session: Any) -> Callable[[dict[str, Any]], str]:
-    return lambda axes: " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in axes.items())
 
 
 def _per_run(session: Any, durations: list[float]) -> dict[str, float]:
