@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Discriminator, Field, PositiveInt, Tag, field_v
 
 from ablate.core.schema import Strict, default_tag
 from ablate.core.text import parse_duration
+from ablate.report.sequential import DEFAULT_SHAPE, SHAPES
 from ablate.study.executors import ExecutorConfig
 from ablate.study.executors.local import LocalExecutor
 
@@ -18,9 +19,6 @@ from ablate.study.executors.local import LocalExecutor
 Metric = Literal["miou", "pixel_acc", "mean_acc", "fwiou", "reach"] | Annotated[str, Field(pattern=r"^trimap:[0-9]+$")]
 SEED_MAX = 2**32 - 1  # what every RNG a run seeds (torch, numpy, Python) accepts
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
-
-
-BOUNDARIES = {"obrien-fleming": 0.0, "pocock": 0.5}  # named shapes of the group-sequential boundary
 
 
 class AdaptiveSeeds(Strict):
@@ -37,7 +35,7 @@ class AdaptiveSeeds(Strict):
     first: Seed = 0
     effect: float | None = Field(default=None, gt=0)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
-    boundary: float = Field(default=0.25, ge=0, le=0.5)
+    boundary: float = Field(default=DEFAULT_SHAPE, ge=0, le=0.5)
     step: PositiveInt = 1
     budget: str | None = None
 
@@ -45,9 +43,9 @@ class AdaptiveSeeds(Strict):
     @classmethod
     def _named_boundary(cls, value: Any) -> Any:
         if isinstance(value, str):
-            if value not in BOUNDARIES:
+            if value not in SHAPES:
                 raise ValueError(f"{value!r}: expected obrien-fleming, pocock or a shape between 0 and 0.5")
-            return BOUNDARIES[value]
+            return SHAPES[value]
         return value
 
     @field_validator("budget")
