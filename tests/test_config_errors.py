@@ -208,6 +208,26 @@ def test_bad_cli_override(tiny_study):
     assert "--set train.stepz" in out and "did you mean 'steps'" in out
 
 
+@pytest.mark.parametrize("body", ["", "  \n\n\t\n", "# only a comment\n"])
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_empty_study_file_is_one_line_exit_2(tiny_study, body, command):
+    """An empty (or whitespace/comment-only) file is a mistake, not a recipe with every default: nothing trains."""
+    study = tiny_study(body, name="empty.yaml")
+    result, out = _run(command, str(study), "--results", str(study.parent / "results"))
+    assert result.exit_code == 2, out
+    assert out.splitlines() == [f"error: {study}: the file is empty; a study names its recipe and axes (e.g. "
+                                "studies/aspp_rates.yaml), a recipe its data, model, train and eval sections (e.g. "
+                                "recipes/synthetic.yaml)"], out  # fmt: skip
+    assert not (study.parent / "results").exists()  # nothing ran
+
+
+def test_empty_recipe_file_is_refused(tiny_study):
+    study = tiny_study("name: s\nrecipe: blank.yaml\n")
+    (study.parent / "blank.yaml").write_text("\n   \n")
+    with pytest.raises(ConfigError, match=r"blank.yaml: the file is empty"):
+        load_study(study)
+
+
 def test_yaml_syntax_error_names_line(tiny_study):
     study = tiny_study("name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16}\n")
     with pytest.raises(ConfigError, match=r"study.yaml: YAML syntax error \(line 3"):

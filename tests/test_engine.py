@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -135,6 +136,10 @@ def test_parallel_local_workers(tiny_study, tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "4 runs (2 trainings)" in out.stdout
     assert out.stdout.count("(trained)") == 2 and out.stdout.count("reused training") == 2
+    results = [line for line in out.stdout.splitlines() if "(trained)" in line or "reused training" in line]
+    named = [re.fullmatch(r"\s+\[(\d)/4\] output_stride=(8|16) batch_size=(2|4) seed=0: mIoU [\d.]+ in [\dm]+s \(.*\)",
+                          line) for line in results]  # fmt: skip
+    assert all(named) and len({m.groups() for m in named}) == 4, results  # each result line names its own run
     status = subprocess.run(
         [sys.executable, "-m", "ablate.cli", "status", str(study), "--results", str(tmp_path / "r")],
         capture_output=True,
@@ -161,3 +166,53 @@ def test_feature_map_rule_scales_rates_to_each_runs_map(tiny_study):
     with pytest.raises(ConfigError, match="give either 'with' and 'reference', or 'feature_map'"):
         body = "name: x\nrecipe: recipe.yaml\naxes: {model.head.rates: [[1]]}\nrules: [{scale: model.head.rates}]\n"
         load_study(tiny_study(body))
+
+
+TIMING = {"duration_s", "train_time_s", "eval_time_s", "latency_ms"}  # wall-clock fields: never the same twice
+
+
+def _without_timing(value):
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if k not in TIMING}
+    return value
+
+
+@pytest.mark.slow
+def test_a_reused_worker_gives_the_bytes_of_a_fresh_one(tiny_study, tmp_path):
+    """A local worker runs job after job in one process (imports and the generated data paid once). The second
+    job of a worker (another seed and output stride, the same data, cached) gives the model, curve, predictions
+    and record that the same job gives alone in a fresh process."""
+    import numpy as np
+
+    from ablate.study.session import StudySession
+
+    study = tiny_study(
+        "name: w\nrecipe: recipe.yaml\nset: {train.steps: 12}\naxes: {model.output_stride: [16, 8]}\nseeds: [0, 1]\n"
+    )
+    env = quiet_env(ABLATE_THREADS="1", OMP_NUM_THREADS="1")
+    worker = [sys.executable, "-m", "ablate.study.worker"]
+
+    def prepared(root):
+        session = StudySession(study, {}, root)
+        first, second = session.runs[0], session.runs[3]  # OS 16 seed 0, then OS 8 seed 1
+        assert (first.seed, second.seed) == (0, 1) and first.config["model"]["output_stride"] == 16
+        return session.store, [(session.store.prepare(r), session.store.training_dir(r), r) for r in (first, second)]
+
+    _, jobs = prepared(tmp_path / "reused")
+    lines = "".join(json.dumps({"run_dir": str(d), "train_dir": str(t)}) + "\n" for d, t, _ in jobs)
+    served = subprocess.run([*worker, "--serve"], input=lines, capture_output=True, text=True, env=env)
+    assert served.returncode == 0 and served.stdout.count("@@done") == 2, served.stdout + served.stderr
+    _, fresh_jobs = prepared(tmp_path / "fresh")
+    run_dir, train_dir, _ = fresh_jobs[1]
+    alone = subprocess.run([*worker, str(run_dir), str(train_dir)], capture_output=True, text=True, env=env)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+
+    (reused_run, reused_train, _), (fresh_run, fresh_train, _) = jobs[1], fresh_jobs[1]
+    for name in ("model.pt", "curve.csv"):
+        assert (reused_train / name).read_bytes() == (fresh_train / name).read_bytes(), name
+    trainings = [json.loads((t / "train.json").read_text()) for t in (reused_train, fresh_train)]
+    assert _without_timing(trainings[0]) == _without_timing(trainings[1])
+    reused, fresh = (json.loads((d / "metrics.json").read_text()) for d in (reused_run, fresh_run))
+    assert reused["status"] == "done" and _without_timing(reused) == _without_timing(fresh)
+    with np.load(reused_run / "predictions.npz") as a, np.load(fresh_run / "predictions.npz") as b:
+        assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)

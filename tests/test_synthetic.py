@@ -129,3 +129,32 @@ def test_object_appearance_says_nothing_of_the_class_off_the_marker():
 def test_context_distance_is_checked(value, message):
     with pytest.raises(ValueError, match=message):
         SyntheticData(context_distance=value)
+
+
+def test_generated_once_per_data_config_and_read_only():
+    """The jobs of one process (a local worker runs job after job) share the generated arrays of one data config;
+    they are read-only, so no job can change the data the next one trains on, and the tensors made from them are
+    new (no warning from torch about wrapping a read-only array)."""
+    import warnings
+
+    from ablate.data.loader import SegmentationSet
+
+    spec = SyntheticData(num_train=4, num_val=2, image_size=32, context_distance=(4, 12))
+    first, again = spec.source("train"), SyntheticData(**spec.model_dump()).source("train")
+    other = spec.model_copy(update={"seed": 1}).source("train")
+    assert first.images is again.images and first.labels is again.labels  # the same data config: not redrawn
+    assert other.images is not first.images and not np.array_equal(other.images, first.images)
+    for array in (first.images, first.labels, first._context):
+        assert not array.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        first.images[0, 0, 0, 0] = 1
+    before = first.images.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = SegmentationSet(spec, "train", augment=True)
+        image, label = ds[(0, (7, 0))]
+        image[:] = 0  # a job may write into its tensors ...
+        label[:] = 0
+        plain, _ = ds[0]
+    assert np.array_equal(first.images, before)  # ... never into the shared data
+    assert plain.abs().sum() > 0

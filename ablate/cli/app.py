@@ -15,10 +15,59 @@ from typer.exceptions import TyperException
 from ablate.cli.common import console, err_console
 from ablate.core import signals
 
+# The order the help lists the commands in: the order a user meets them (run a study, look at it, evaluate again),
+# then the listings and the benchmark. A command not named here (a plugin's, a new one) comes after these, in the
+# order it was registered.
+COMMAND_ORDER = ("run", "plan", "status", "table", "report", "eval", "heads", "datasets", "executors", "data", "bench")
 
-class _OneLineErrors(typer.core.TyperGroup):
+
+def _untyped_flags(params: list[Any]) -> list[Any]:
+    """A flag takes no value, so its help shows no type: typer 0.29 prints ``<bool>`` after every flag
+    (``--version <bool>``), which its own style (and click's) leaves out. An empty metavar is what it shows."""
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    return params
+
+
+class _Command(typer.core.TyperCommand):
+    """Every command of ``ablate``: its flags' help without a type (``_untyped_flags``)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    """A group of commands: listed in ``COMMAND_ORDER`` (the rest as registered), flags untyped."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)  # registration order
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(COMMAND_ORDER)))  # stable: the rest as registered
+
+
+def _restyle(group: typer.core.TyperGroup) -> None:
+    """typer builds plain TyperCommand/TyperGroup objects: make them the same objects with untyped flags (a sub-app
+    such as ``ablate data ...`` too)."""
+    for command in group.commands.values():
+        if type(command) is typer.core.TyperCommand:
+            command.__class__ = _Command
+        elif type(command) is typer.core.TyperGroup:
+            command.__class__ = _Group
+            _restyle(command)
+
+
+class _OneLineErrors(_Group):
     """Usage errors (an unknown option, a value out of range) as one line and exit code 2, like every other bad
-    input; a signal outside a training (it checkpoints itself) as one line and 128 + its number."""
+    input; a signal outside a training (it checkpoints itself) as one line and 128 + its number. The help lists the
+    commands in ``COMMAND_ORDER`` and shows no type after a flag."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _restyle(self)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:

@@ -105,7 +105,9 @@ def table(
     One row per configuration: mean ± std over seeds, n, Δ vs the baseline with a significance mark (a paired
     t-test over the seeds it shares with the baseline, Holm-corrected across rows) and a bootstrap interval,
     parameters, multiply-adds, latency and peak memory with the hardware named; then the study's table layout (rows
-    x columns), the factor effects of a study with several axes, and the notes (outlier seeds, seeds needed).
+    x columns), the factor effects of a study with several axes, and the notes (outlier seeds, seeds needed). A
+    study whose seeds were added where undecided (adaptive seeds, `ablate run --until-decided`) is tested with the
+    group-sequential test the seeds were added by, and the notes say which rows got seeds and why.
     """
     with user_errors():
         session = session_of(study, set_, results, axis)

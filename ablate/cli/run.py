@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,6 +70,26 @@ def run(
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Write report.html/report.md at the end.")
     ] = True,
+    until_decided: Annotated[
+        bool,
+        typer.Option(
+            "--until-decided",
+            help="After the study's seeds, add seeds (paired: the baseline's too) only to the rows whose "
+            "comparison with the baseline is still undecided, until each is decided, has --max-seeds, or --budget "
+            "is spent (a group-sequential test: its false-positive rate stays at 0.05). A study with seeds: "
+            "{initial: 3, max: 8} does this by itself.",
+        ),
+    ] = False,
+    max_seeds: Annotated[
+        int | None,
+        typer.Option("--max-seeds", min=3, help="Adaptive seeds: the most seeds a configuration gets (default: "
+                     "the study's seeds.max, else 8).", show_default=False),
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option("--budget", help="Adaptive seeds: no new round of seeds once it would end after this time "
+                     "from the start of the command, e.g. 10m, 1h30m.", show_default=False),
+    ] = None,
 ) -> None:
     """Run every run of STUDY that is not finished yet, then print and save its comparison table and its report,
     and log a W&B summary run (see --wandb).
@@ -79,11 +100,17 @@ def run(
     code is then 1 (`--retry-failed` runs those again). Ctrl-C or SIGTERM writes a checkpoint and exits with 130 or
     143. Bad input exits with code 2 and a one-line message.
     """
+    started = time.monotonic()
     signals.install()
+    from ablate.study import adaptive
+
     with user_errors():
         session = session_of(study, set_, results, axis, seeds, save_study)
         if wandb is not None and wandb.lower() not in WANDB_MODES:
             raise ConfigError(f"--wandb {wandb}: expected one of {', '.join(WANDB_MODES)}")
+        plan, budget_s = adaptive.resolve(session.study, until_decided, max_seeds, budget)
+        if plan is not None:
+            session.use_plan(plan)
         exec_cfg = session.executor(executor, max_parallel=max_parallel, threads=threads, detach=detach or None)
         if rerun_stale and retry_failed:
             raise ConfigError("--rerun-stale and --retry-failed: give one at a time")
@@ -106,7 +133,13 @@ def run(
         where = f"project {ctx['project']}, group {ctx['group']}, files in {ctx['dir']}/wandb"
         console.print(f"W&B: {ctx['mode']} ({where})")
     try:
-        summary = session.run(exec_cfg, console, todo, busy, retry_failed=retry_failed, rerun_stale=rerun_stale)
+        with session.workers(exec_cfg):  # adaptive seeds' rounds run on the same worker processes
+            began = time.monotonic()
+            summary = session.run(exec_cfg, console, todo, busy, retry_failed=retry_failed,
+                                  rerun_stale=rerun_stale)
+            if plan is not None and summary.waited and not retry_failed:
+                wall = (time.monotonic() - began) / len(todo) if todo else None
+                session.until_decided(exec_cfg, console, summary, budget_s, started, wall)
     except signals.Interrupted as stop:
         where = f" {stop.where}" if stop.where else ""
         err_console.print(

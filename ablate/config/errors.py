@@ -8,11 +8,16 @@ import types
 import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 from ablate.core.errors import ConfigError, did_you_mean
 from ablate.core.registry import Registry
 from ablate.core.schema import field_type
+
+
+class _Forms(dict):
+    """tag -> model (None: not a model) of a union told apart by the form of its value (``Tag`` members, e.g. a
+    study's ``seeds``: a list or a mapping): the tag is neither a key the user wrote nor a kind they named."""
 
 
 def _model_at(annotation: Any) -> type[BaseModel] | dict[str, type[BaseModel]] | None:
@@ -21,6 +26,13 @@ def _model_at(annotation: Any) -> type[BaseModel] | dict[str, type[BaseModel]] |
     if origin is typing.Annotated:
         return _model_at(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
+        forms = _Forms()
+        for member in typing.get_args(annotation):
+            for meta in getattr(member, "__metadata__", ()):
+                if isinstance(meta, Tag):
+                    forms[meta.tag] = _model_at(member)
+        if forms:
+            return forms
         members = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
         tags = {}
         for m in members:
@@ -39,6 +51,9 @@ def format_error(err: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
     path: list[str] = []
     head = ""  # "head 'ppm': " once the path enters a head's parameters
     for part in err["loc"]:
+        if isinstance(node, _Forms) and part in node:
+            node = node[part]
+            continue
         if isinstance(node, dict) and part in node:  # discriminated union tag: not a key the user wrote
             node = node[part]
             head = f"{path[-1] if path else 'section'} '{part}': "

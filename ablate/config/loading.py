@@ -28,8 +28,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
-    if data is None:
-        data = {}
+    if data is None:  # empty, whitespace or comments only: almost surely a mistake, never "every default"
+        raise ConfigError(
+            f"{path}: the file is empty; a study names its recipe and axes (e.g. studies/aspp_rates.yaml), a recipe "
+            "its data, model, train and eval sections (e.g. recipes/synthetic.yaml)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
     return data

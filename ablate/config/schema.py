@@ -19,6 +19,21 @@ from ablate.models.spec import ModelConfig, OutputStride
 from ablate.models.weights import source_of
 
 
+class EMAConfig(Strict):
+    """An exponential moving average of the weights (BN statistics too) over training, evaluated and saved in place
+    of the raw weights: w_ema <- decay * w_ema + (1 - decay) * w after every step past ``start`` (it starts as a
+    copy of the weights after step ``start`` + 1). It averages over about 1 / (1 - decay) steps, so the last
+    steps' noise counts less. ``train.ema: true`` is short for the defaults."""
+
+    decay: float = Field(default=0.99, gt=0, lt=1)
+    start: NonNegativeInt = 0  # steps trained before the average starts
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bool(cls, data: Any) -> Any:
+        return {} if data is True else data
+
+
 class TrainConfig(Strict):
     steps: PositiveInt = 100
     batch_size: PositiveInt = 8
@@ -46,7 +61,14 @@ class TrainConfig(Strict):
     # median(f) / f(c), f(c) = pixels of c / pixels of the training images that hold c (counted once, cached)
     class_weights: Literal["none", "median_frequency"] = "none"
 
-    late_keys: ClassVar[tuple[str, ...]] = ("class_weights",)
+    ema: EMAConfig | None = None  # a moving average of the weights, evaluated in place of them (None/false: off)
+
+    late_keys: ClassVar[tuple[str, ...]] = ("class_weights", "ema")
+
+    @field_validator("ema", mode="before")
+    @classmethod
+    def _ema_off(cls, value: Any) -> Any:
+        return None if value is False else value
 
 
 class GaussianCRF(Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -49,3 +50,12 @@ def markdown_table(rows: list[list], columns: list[str]) -> str:
 
     cells = [[str(v).replace("|", "\\|") for v in row] for row in rows]
     return pd.DataFrame(cells, columns=[str(c) for c in columns]).to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``10m``, ``1h30m``, ``1.5h`` -> seconds (a unit is required)."""
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", str(text))
+    if not text or not str(text).strip() or match is None or not any(match.groups()):
+        raise ValueError(f"{text!r}: expected a duration with its unit, e.g. 90s, 10m, 1h30m")
+    h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    return 3600 * h + 60 * m + s

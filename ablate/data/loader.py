@@ -22,6 +22,12 @@ from ablate.data.sampling import StepBatchSampler
 DECODED_BUDGET = 2 << 30  # bytes of decoded training images a process keeps (CamVid's 367 take 253 MB)
 
 
+def _own(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous, writable array torch may wrap: a copy of a read-only one (a data set's cached arrays are
+    read-only; the tensors made from them are new, so no copy is written to)."""
+    return a if a.flags.writeable and a.flags.c_contiguous else np.array(a, order="C")
+
+
 class SegmentationSet(Dataset):
     def __init__(self, spec: DataSpec, split: str, augment: bool):
         self.spec, self.augment = spec, augment
@@ -71,8 +77,8 @@ class SegmentationSet(Dataset):
         return np.pad(context, pad, constant_values=np.nan)
 
     def to_tensors(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
-        return (img - self.mean) / self.std, torch.from_numpy(np.ascontiguousarray(label)).long()
+        img = torch.from_numpy(_own(image)).permute(2, 0, 1).float().div_(255)
+        return (img - self.mean) / self.std, torch.from_numpy(_own(label)).long()
 
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised (N x) 3 x H x W tensor -> RGB in [0, 1]."""

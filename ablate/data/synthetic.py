@@ -68,10 +68,18 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return ~_dilate(~mask, 1)
 
 
+def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Cached arrays made read-only: a job that wrote into one would change the data of every later job of its
+    process (a local worker runs job after job), so writing raises instead."""
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
 @functools.lru_cache(maxsize=4)
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    return yy, xx
+    return _frozen(yy, xx)
 
 
 def make_sample(seed: int, split: str, index: int, size: int, context_distance: tuple[float, float] = (20, 80),
@@ -148,11 +156,12 @@ def make_sample(seed: int, split: str, index: int, size: int, context_distance: 
 
 @functools.lru_cache(maxsize=8)
 def _generate(split: str, num_samples: int, size: int, seed: int, shape: tuple) -> tuple[np.ndarray, ...]:
-    """The uint8 RGB images, labels and context distances (float16) of one split, generated once per process: the
-    runs of a study share them (never written: tensors are new arrays)."""
+    """The uint8 RGB images, labels and context distances (float16) of one split, generated once per process and
+    kept, keyed by everything that draws them: the runs of a study, and the jobs a local worker runs one after
+    another, share them (read-only: a run's tensors are new arrays)."""
     samples = [make_sample(seed, split, i, size, *shape) for i in range(num_samples)]
     images = np.stack([(s[0] * 255).round().astype(np.uint8) for s in samples])
-    return images, np.stack([s[1] for s in samples]), np.stack([s[2] for s in samples]).astype(np.float16)
+    return _frozen(images, np.stack([s[1] for s in samples]), np.stack([s[2] for s in samples]).astype(np.float16))
 
 
 class SyntheticSource:

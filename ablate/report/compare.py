@@ -14,6 +14,7 @@ from ablate.report import stats
 
 PAIRED = "paired t-test over shared seeds"
 WELCH = "Welch's t-test"
+SEQUENTIAL = "group-sequential paired t-test"
 
 
 def seed_values(done: pd.DataFrame, keys: list[str], row: pd.Series, metric: str) -> dict[int, float]:
@@ -25,11 +26,18 @@ def seed_values(done: pd.DataFrame, keys: list[str], row: pd.Series, metric: str
     return {int(s): float(v) for s, v in zip(picked["seed"], picked[metric], strict=True)}
 
 
-def against_baseline(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, base: int, metric: str
-                     ) -> pd.DataFrame:  # fmt: skip
+def against_baseline(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, base: int, metric: str,
+                     design: Any = None) -> pd.DataFrame:  # fmt: skip
     """Columns for every row of ``out`` (the summary) against row ``base``: the test used, its p, Holm's p across
     the rows, the bootstrap 95% interval of Δ; and Welch's p for every row (``p_welch_*``, in the CSV: the unpaired
-    test, for comparison with tables that use it)."""
+    test, for comparison with tables that use it).
+
+    With adaptive seeds (``design``: an ``ablate.report.sequential.Design``) the test is the group-sequential one
+    the seeds were added by: its repeated p-value, Holm's across the rows, the repeated confidence interval in place
+    of the bootstrap's (valid whatever look the row stopped at), and ``decision_*`` (significant, smaller than the
+    effect, undecided): a plain t-test after seeds were added where it was undecided would overstate significance."""
+    if design is not None:
+        return _sequential(done, keys, out, base, metric, design)
     ref = seed_values(done, keys, out.loc[base], metric)
     tests, ps, lows, highs, welch = [], [], [], [], []
     for i, row in out.iterrows():
@@ -55,6 +63,55 @@ def against_baseline(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, bas
          f"ci_low_{metric}": lows, f"ci_high_{metric}": highs, f"p_welch_{metric}": welch},
         index=out.index,
     )  # fmt: skip
+
+
+def paired_diffs(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, base: int, metric: str, design: Any,
+                 first: int | None = None) -> dict[Any, list[float]]:  # fmt: skip
+    """Per row of ``out`` but the baseline: its differences to the baseline over their shared seeds, in the order
+    of the design's looks (``first``: only the seeds among the first ``first`` of the design, as at its first
+    look)."""
+    ref = seed_values(done, keys, out.loc[base], metric)
+    allowed = set(design.seeds[:first]) if first is not None and design.seeds else None
+    diffs = {}
+    for i, row in out.iterrows():
+        if i == base:
+            continue
+        values = seed_values(done, keys, row, metric)
+        shared = [s for s in design.ordered(set(values) & set(ref)) if allowed is None or s in allowed]
+        diffs[i] = [values[s] - ref[s] for s in shared]
+    return diffs
+
+
+def sequential_tests(
+    done: pd.DataFrame, keys: list[str], out: pd.DataFrame, base: int, metric: str, design: Any,
+    first: int | None = None,
+) -> tuple[dict[Any, Any], dict[Any, float | None], dict[Any, str]]:
+    """Per row but the baseline: its ``sequential.RowTest``, Holm's p across the rows and its decision."""
+    from ablate.report import sequential
+
+    diffs = paired_diffs(done, keys, out, base, metric, design, first)
+    tests = {i: sequential.row_test(d, design) for i, d in diffs.items()}
+    adjusted = stats.holm([t.p for t in tests.values()])
+    _, decided = sequential.decisions(list(tests.values()), design, adjusted)
+    return tests, dict(zip(tests, adjusted, strict=True)), dict(zip(tests, decided, strict=True))
+
+
+def _sequential(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, base: int, metric: str, design: Any
+                ) -> pd.DataFrame:  # fmt: skip
+    tests, adjusted, decided = sequential_tests(done, keys, out, base, metric, design)
+    ref = seed_values(done, keys, out.loc[base], metric)
+    columns: dict[str, list[Any]] = {f"test_{metric}": [], f"p_{metric}": [], f"p_holm_{metric}": [],
+                                     f"ci_low_{metric}": [], f"ci_high_{metric}": [], f"p_welch_{metric}": [],
+                                     f"decision_{metric}": []}  # fmt: skip
+    for i in out.index:
+        t = tests.get(i)
+        values = seed_values(done, keys, out.loc[i], metric) if t is not None else {}
+        welch = stats.welch_test(list(values.values()), list(ref.values())) if values else None
+        cells = [SEQUENTIAL if t is not None else "", t.p if t else None, adjusted.get(i), t.low if t else None,
+                 t.high if t else None, welch, decided.get(i, "")]  # fmt: skip
+        for column, cell in zip(columns.values(), cells, strict=True):
+            column.append(cell)
+    return pd.DataFrame(columns, index=out.index)
 
 
 def outlier_seeds(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, metric: str) -> list[list[int]]:
@@ -94,8 +151,17 @@ def seeds_needed_note(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, ba
             f"configuration for 80% power ({test} two-sided t-test, α = 0.05).")  # fmt: skip
 
 
-def describe(metric_title: str, any_paired: bool, any_welch: bool) -> str:
+def describe(metric_title: str, any_paired: bool, any_welch: bool, sequential: bool = False) -> str:
     """The footnote on Δ's marks."""
+    if sequential:
+        return (
+            f"Δ {metric_title}: difference of the mean to the baseline row; significance from a {SEQUENTIAL} over "
+            "the seeds a row shares with the baseline (the test the seeds were added by: its repeated p-value, "
+            "valid at whatever look the row stopped), p adjusted across the table's rows with Holm's method: "
+            "* p<0.05, ** p<0.01, *** p<0.001; no mark: not significant, or untestable. 95% CI: the repeated "
+            "confidence interval of Δ (simultaneous over the looks; each row's own, not adjusted across the rows "
+            "as the marks are)."
+        )
     how = []
     if any_paired:
         how.append(f"a {PAIRED} (runs with one seed share initialisation and data order)")

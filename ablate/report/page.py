@@ -64,8 +64,9 @@ def git_state(path: Path) -> str:
     return (commit + (" (uncommitted changes)" if dirty else "")) if commit else "unknown"
 
 
-def reproduce_command(loaded, results: Path, command: str = "run") -> str:
-    parts = ["ablate", command, loaded.path]
+def reproduce_command(loaded, results: Path, command: str = "run", flags: tuple[str, ...] = ()) -> str:
+    """The command line that makes these results again (``flags``: options of ``command``, e.g. --until-decided)."""
+    parts = ["ablate", command, loaded.path, *flags]
     if str(results) != "results":
         parts += ["--results", str(results)]
     for key, value in loaded.overrides.items():
@@ -81,7 +82,8 @@ def png_width(path: Path) -> int:
         return struct.unpack(">I", fh.read(24)[16:20])[0]
 
 
-def write_report(loaded: Any, table: ComparisonTable, root: Path, results: Path) -> Report:
+def write_report(loaded: Any, table: ComparisonTable, root: Path, results: Path, run_flags: tuple[str, ...] = ()
+                 ) -> Report:  # fmt: skip
     """Draw every plot into ``root/report_files/`` and write ``root/report.html`` (self-contained) and
     ``root/report.md``. A plot that cannot be drawn (e.g. no finished run) is replaced by a note saying why; the
     report is always written. ``loaded`` is the ``LoadedStudy``."""
@@ -110,7 +112,8 @@ def write_report(loaded: Any, table: ComparisonTable, root: Path, results: Path)
         "status_line": ", ".join(f"{v} {k}" for k, v in counts.items()),
         "figures": figures,
         "files": FILES,
-        "command": reproduce_command(loaded, results) + "\n" + reproduce_command(loaded, results, "report"),
+        "command": reproduce_command(loaded, results, "run", run_flags) + "\n"
+        + reproduce_command(loaded, results, "report"),
         "provenance": _provenance(),
         "study_path": loaded.path,
         "study_text": Path(loaded.path).read_text() if Path(loaded.path).is_file() else "",

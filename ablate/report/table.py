@@ -56,11 +56,13 @@ def mark(p: float | None) -> str:
 
 
 def summarize(
-    df: pd.DataFrame, axes: list[str], baseline: dict[str, Any] | None = None, metric: str = "miou"
+    df: pd.DataFrame, axes: list[str], baseline: dict[str, Any] | None = None, metric: str = "miou",
+    design: Any = None,
 ) -> pd.DataFrame:
     """Per configuration (axis values): mean and std over seeds of every metric, n (finished seeds), failed,
     missing, the errors, Δ of ``metric`` vs the baseline with its test, p, Holm's p and bootstrap interval
-    (``ablate.report.compare``), the outlier seeds, cost (mean over seeds)."""
+    (``ablate.report.compare``; with adaptive seeds, ``design``, the group-sequential test, its repeated interval
+    and each row's decision), the outlier seeds, cost (mean over seeds)."""
     keys = axes or ["_all"]
     if not axes:
         df = df.assign(_all="all")
@@ -105,7 +107,7 @@ def summarize(
             base = mask.idxmax()
             out.loc[base, "baseline"] = True
             out[f"delta_{metric}"] = out[f"{metric}_mean"] - out.loc[base, f"{metric}_mean"]
-            out = out.join(compare.against_baseline(done, keys, out, base, metric))
+            out = out.join(compare.against_baseline(done, keys, out, base, metric, design))
     out["outliers"] = [",".join(map(str, seeds)) for seeds in compare.outlier_seeds(done, keys, out, metric)]
     return out.drop(columns=["_all"], errors="ignore")
 
@@ -261,13 +263,15 @@ class ComparisonTable:
         return self.names.get(axis, {}).get(value, value)
 
 
-def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTable:
+def build(study: Any, df: pd.DataFrame, labels: dict[str, str], seeding: Any = None) -> ComparisonTable:
     """The study's comparison table from its per-run records ``df`` (finished, failed and missing runs alike);
-    ``study`` is the ``ablate.study.spec.Study``, ``labels`` each run id's label."""
+    ``study`` is the ``ablate.study.spec.Study``, ``labels`` each run id's label; ``seeding`` the adaptive seeds'
+    plan (``ablate.study.adaptive.SeedPlan``: its ``design`` and why it ``stopped``), None for a fixed list."""
     axes = list(study.axes)
     metric = study.table.metric
     names = {a: dict(zip(map(format_value, vs), short_labels(vs), strict=True)) for a, vs in study.axes.items()}
-    summary = summarize(df, axes, study.baseline, metric)
+    design = seeding.design if seeding is not None else None
+    summary = summarize(df, axes, study.baseline, metric, design)
     shown = display(summary, axes, metric)
     rows = [r for r in study.table.rows if r in axes]
     columns = [c for c in study.table.columns if c in axes]
@@ -293,7 +297,7 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTab
         summary=summary,
         shown=shown,
         layout=layout,
-        footnote=footnote(study, summary, df),
+        footnote=footnote(study, summary, df, seeding),
         failures=failures,
         missing=missing,
         published=published,
@@ -301,6 +305,18 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str]) -> ComparisonTab
         names=names,
         effects=study_effects(study, df),
     )
+
+
+def _row_label(study: Any) -> Any:
+    """A summary row's name in notes: ``rates=(6,12,18) output_stride=16`` (the axes' short names and values)."""
+    axes = list(study.axes)
+    names = short_names(axes)
+    readable = {a: dict(zip(map(format_value, vs), short_labels(vs), strict=True)) for a, vs in study.axes.items()}
+
+    def label(row: pd.Series) -> str:
+        return " ".join(f"{names[a]}={readable[a].get(row[a], row[a])}" for a in axes) or "all"
+
+    return label
 
 
 def _seed_notes(study: Any, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
@@ -311,14 +327,7 @@ def _seed_notes(study: Any, summary: pd.DataFrame, df: pd.DataFrame) -> list[str
     frame = summary.assign(**({} if axes else {"_all": "all"}))
     values = [compare.seed_values(done, keys, row, metric) for _, row in frame.iterrows()]
     flagged = [[int(s) for s in str(o).split(",") if s] for o in summary["outliers"]]
-    names = short_names(axes)
-
-    readable = {a: dict(zip(map(format_value, vs), short_labels(vs), strict=True)) for a, vs in study.axes.items()}
-
-    def label(row: pd.Series) -> str:
-        return " ".join(f"{names[a]}={readable[a].get(row[a], row[a])}" for a in axes) or "all"
-
-    notes = compare.outlier_notes(frame, flagged, label, values)
+    notes = compare.outlier_notes(frame, flagged, _row_label(study), values)
     base = frame.index[frame["baseline"]][0] if frame["baseline"].any() else None
     needed = compare.seeds_needed_note(done, keys, frame, base, metric, metric_title(metric), study.table.min_effect)
     return notes + ([needed] if needed else [])
@@ -357,19 +366,28 @@ def _readable(study: Any, axis: str, value: Any) -> str:
                                                                                        format_value(value))
 
 
-def footnote(study, summary: pd.DataFrame, df: pd.DataFrame) -> list[str]:
+def footnote(study, summary: pd.DataFrame, df: pd.DataFrame, seeding: Any = None) -> list[str]:
     metric = study.table.metric
-    notes = [
-        f"Metrics in %, mean ± std (sample std) over n finished seeds of {len(study.seeds)} "
-        f"(seeds {', '.join(map(str, study.seeds))})."
-    ]
+    seeds = study.initial_seeds
+    if seeding is None:
+        notes = [f"Metrics in %, mean ± std (sample std) over n finished seeds of {len(seeds)} "
+                 f"(seeds {', '.join(map(str, seeds))})."]  # fmt: skip
+    else:
+        notes = [f"Metrics in %, mean ± std (sample std) over n finished seeds: {len(seeds)} per configuration "
+                 f"(seeds {', '.join(map(str, seeds))}), more where its comparison with the baseline was undecided "
+                 "(see Seeds below)."]  # fmt: skip
     if f"delta_{metric}" in summary:
         base = ", ".join(f"{k.split('.')[-1]}={_readable(study, k, v)}" for k, v in study.baseline.items())
         tests = set(summary[f"test_{metric}"])
-        text = compare.describe(metric_title(metric), compare.PAIRED in tests, compare.WELCH in tests)
+        text = compare.describe(metric_title(metric), compare.PAIRED in tests, compare.WELCH in tests,
+                                compare.SEQUENTIAL in tests)  # fmt: skip
         notes.append(text.replace("to the baseline row;", f"to the baseline row ({base});"))
     elif study.baseline:
         notes.append("Δ: the baseline configuration has no finished run, so no Δ is given.")
+    if seeding is not None:
+        from ablate.report.seeding import seed_notes
+
+        notes += seed_notes(study, summary, df, seeding, metric_title(metric), _row_label(study))
     notes += _rule_notes(study, df)
     notes += _seed_notes(study, summary, df)
     done = df[df["status"] == "done"]

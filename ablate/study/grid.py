@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,7 @@ class Run:
     @property
     def config_key(self) -> str:
         """Identifies the configuration without its seed: runs sharing it are averaged in tables."""
-        return stable_hash({k: v for k, v in self.axes.items()})
+        return combo_key(self.axes)
 
 
 def combinations(loaded: LoadedStudy) -> list[dict[str, Any]]:
@@ -117,23 +118,32 @@ def _check_combinations(loaded: LoadedStudy, combos: list[dict[str, Any]]) -> No
         )
 
 
-def expand(loaded: LoadedStudy) -> list[Run]:
+def make_run(loaded: LoadedStudy, axes: dict[str, Any], seed: int, overrides: dict[str, Any] | None = None) -> Run:
+    """The run of one combination of axis values and one seed (``overrides``: ``effective(loaded, axes)``, given
+    when known)."""
+    overrides = effective(loaded, axes) if overrides is None else overrides
+    raw = apply_overrides(loaded.recipe, {**overrides, "seed": seed})
+    try:  # defaults filled: ids don't depend on style
+        config = Recipe.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:  # each value is valid alone (checked on load), this combination is not
+        key, msg = format_error(exc.errors()[0], Recipe)
+        combo = " ".join(f"{k}={format_value(v)}" for k, v in axes.items())
+        raise ConfigError(f"{loaded.path}: axes: the combination {combo}: {msg} (recipe key {key})") from None
+    return Run(id=run_id(config), seed=seed, axes=axes, config=config, overrides=overrides)
+
+
+def expand(loaded: LoadedStudy, extra: Mapping[str, Sequence[int]] | None = None) -> list[Run]:
     """Every run of the study: its combinations of axis values times its seeds (raises ``ConfigError`` when the
-    grid is empty or has no baseline row)."""
+    grid is empty or has no baseline row). ``extra``: seeds added to some combinations (adaptive seeds), by the
+    combination's ``config_key``; they come after its initial seeds."""
     runs = []
     combos = combinations(loaded)
     _check_combinations(loaded, combos)
     for axes in combos:
         overrides = effective(loaded, axes)
-        for seed in loaded.study.seeds:
-            raw = apply_overrides(loaded.recipe, {**overrides, "seed": seed})
-            try:  # defaults filled: ids don't depend on style
-                config = Recipe.model_validate(raw).model_dump(mode="json")
-            except ValidationError as exc:  # each value is valid alone (checked on load), this combination is not
-                key, msg = format_error(exc.errors()[0], Recipe)
-                combo = " ".join(f"{k}={format_value(v)}" for k, v in axes.items())
-                raise ConfigError(f"{loaded.path}: axes: the combination {combo}: {msg} (recipe key {key})") from None
-            runs.append(Run(id=run_id(config), seed=seed, axes=axes, config=config, overrides=overrides))
+        added = [s for s in (extra or {}).get(combo_key(axes), ()) if s not in loaded.study.initial_seeds]
+        for seed in [*loaded.study.initial_seeds, *added]:
+            runs.append(make_run(loaded, axes, seed, overrides))
     seen: dict[str, Run] = {}
     for run in runs:
         if run.id in seen:
@@ -143,3 +153,8 @@ def expand(loaded: LoadedStudy) -> list[Run]:
             )
         seen[run.id] = run
     return runs
+
+
+def combo_key(axes: dict[str, Any]) -> str:
+    """Identifies a combination of axis values (``Run.config_key``)."""
+    return stable_hash(dict(axes.items()))

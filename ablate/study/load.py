@@ -131,6 +131,9 @@ def _check_grid(study: Study, base: dict[str, Any], source: str) -> None:
                     raise _not_axis(study, source, f"{where}[{i}]", key)
                 if value not in study.axes[key]:
                     raise _not_a_value(study, source, f"{where}[{i}].{key}", key, value)
+    if study.adaptive is not None and not study.baseline:
+        raise ConfigError(f"{source}: seeds: adaptive seeds are added where a row's comparison with the baseline is "
+                          "undecided; give the study a baseline (or a list of seeds)")  # fmt: skip
     for key, value in study.baseline.items():
         if key not in study.axes:
             raise _not_axis(study, source, f"baseline.{key}", key)

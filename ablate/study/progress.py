@@ -1,12 +1,13 @@
 """Progress lines while a study trains: one per report, with the run's and the study's elapsed time and ETA. The
 same line whether the job runs in this process (``Progress``) or in a worker process whose reports the local pool
-relays (``step_line``)."""
+relays (``step_line``). A run's result line (``result_line``) names its run: with jobs in parallel it is printed
+among the other runs' lines."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -34,6 +35,21 @@ def step_line(step: int, steps: int, loss: float, run_elapsed: float, study_elap
         f"step {step:>5}/{steps}  loss {loss:7.4f}  run {fmt_time(run_elapsed)} (eta {eta})  "
         f"study {fmt_time(study_elapsed)} (eta {fmt_time(study_eta)})"
     )
+
+
+def result_line(index: int, total: int, run: Run, record: dict[str, Any]) -> str:
+    """The line (rich markup) that says how run ``index`` of ``total`` ended: ``[5/12] rates=(1) output_stride=16
+    seed=1: mIoU 78.10 in 1m06s (trained)``, or failed with its error, or skipped (another process runs it)."""
+    where = f"    [{index}/{total}] {escape(run.label)}:"
+    status = record.get("status")
+    if status == "done":
+        miou = record.get("metrics", {}).get("miou")
+        shown = f"mIoU {100 * miou:.2f}" if miou is not None else "done"
+        how = "trained" if record.get("trained", True) else f"reused training {run.train_id}"
+        return f"{where} [green]{shown}[/green] in {fmt_time(record.get('duration_s', 0))} ({how})"
+    if status == "failed":
+        return f"{where} [red]failed[/red]: {escape(str(record.get('error')))}"
+    return f"{where} [yellow]skipped[/yellow]: another process is running {run.id}"
 
 
 @dataclass

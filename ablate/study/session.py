@@ -6,6 +6,7 @@ runs it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -17,11 +18,12 @@ from rich.markup import escape
 from ablate.core.errors import ConfigError
 from ablate.core.files import atomic_write
 from ablate.core.text import plural
+from ablate.study import adaptive
 from ablate.study.executors import EXECUTORS, Context, ExecutorConfig, Item
 from ablate.study.executors.base import Printer
-from ablate.study.grid import Run, expand
+from ablate.study.grid import Run, combinations, expand
 from ablate.study.load import LoadedStudy, load_study
-from ablate.study.progress import Progress, fmt_time
+from ablate.study.progress import Progress, result_line
 from ablate.study.stale import find_stale, reset
 from ablate.study.store import Store
 
@@ -42,9 +44,24 @@ class Summary:
 class StudySession:
     def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, results: str | Path = "results"):
         self.loaded: LoadedStudy = load_study(path, overrides)
-        self.runs: list[Run] = expand(self.loaded)
         self.results = Path(results)
         self.store = Store(self.results, self.loaded.study.name)
+        # adaptive seeds: the plan an earlier run added seeds by, else the study's own; None for a list of seeds
+        self.plan: adaptive.SeedPlan | None = None
+        self.use_plan(adaptive.read_log(self.store.root, self.study) or adaptive.study_plan(self.study))
+
+    def use_plan(self, plan: adaptive.SeedPlan | None) -> None:
+        """Adaptive seeds by ``plan`` (from here on this session's runs include the seeds earlier rounds added)."""
+        self.plan = plan
+
+        def exists(run: Run) -> bool:
+            return (self.store.run_dir(run) / "config.yaml").is_file()
+
+        added = adaptive.added_seeds(self.loaded, plan, exists, combinations(self.loaded)) if plan else {}
+        self.runs: list[Run] = expand(self.loaded, added)
+
+    def add_runs(self, runs: list[Run]) -> None:
+        self.runs += [r for r in runs if r.id not in {x.id for x in self.runs}]
 
     @property
     def study(self):
@@ -95,18 +112,13 @@ class StudySession:
         summary = Summary(runs=self.runs, skipped=[r for r in self.runs if r not in todo], busy=list(busy))
 
         def report(item: Item, record: dict[str, Any]) -> None:
+            console.print(result_line(item.index, len(items), item.run, record), highlight=False)
             status = record.get("status")
             if status == "done":
-                miou = record.get("metrics", {}).get("miou")
-                shown = f"mIoU {100 * miou:.2f}" if miou is not None else "done"
-                how = "trained" if record.get("trained", True) else f"reused training {item.run.train_id}"
-                console.print(f"    [green]{shown}[/green] in {fmt_time(record.get('duration_s', 0))} ({how})")
                 summary.done.append(item.run)
             elif status == "failed":
-                console.print(f"    [red]failed[/red]: {escape(str(record.get('error')))}")
                 summary.failed.append((item.run, record.get("error", "")))
             else:
-                console.print(f"    [yellow]skipped[/yellow]: another process is running {item.run.id}")
                 summary.busy.append(item.run)
 
         items = [Item(i, r, self.store.prepare(r), self.store.training_dir(r)) for i, r in enumerate(todo, start=1)]
@@ -114,10 +126,39 @@ class StudySession:
         summary.waited = executor.run(ctx, items, report, Progress(console=console, total_runs=len(items)))
         return summary
 
+    def until_decided(self, executor: ExecutorConfig, console: Printer, summary: Summary, budget_s: float | None,
+                      started: float, wall_per_run: float | None = None, job: str = DEFAULT_JOB) -> str:  # fmt: skip
+        """Adaptive seeds (``self.plan``): add seeds to the undecided rows round after round on ``executor``, adding
+        each round's outcome to ``summary``; returns why it stopped (decided, max, budget)."""
+        assert self.plan is not None
+
+        def run_round(new: list[Run]) -> None:
+            todo = [r for r in new if self.store.state(r) == "pending"]
+            done = self.run(executor, console, todo, [], job=job)
+            summary.done += done.done
+            summary.failed += done.failed
+            summary.busy += done.busy
+
+        with self.workers(executor):
+            return adaptive.until_decided(self, console, self.plan, budget_s, started, run_round, wall_per_run)
+
+    @staticmethod
+    def workers(executor: ExecutorConfig) -> contextlib.AbstractContextManager:
+        """Inside, the executor's worker processes (where it has any: local) outlive each ``run`` and take the next
+        one's jobs: adaptive seeds' rounds pay the workers' imports and generated data once."""
+        keep = getattr(executor, "keep_workers", None)
+        return keep() if keep is not None else contextlib.nullcontext()
+
     def resume_command(self, command: str = "run") -> str:
         from ablate.report.page import reproduce_command
 
-        return reproduce_command(self.loaded, self.results, command)
+        return reproduce_command(self.loaded, self.results, command, self.run_flags() if command == "run" else ())
+
+    def run_flags(self) -> tuple[str, ...]:
+        """The options of ``ablate run`` that added this study's seeds where the study itself does not ask for it."""
+        if self.plan is None or self.study.adaptive is not None:
+            return ()
+        return ("--until-decided", "--max-seeds", str(self.plan.max))
 
     # ------------------------------------------------------------------------------------------------ results
     def collect(self):
@@ -128,7 +169,7 @@ class StudySession:
     def table(self):
         from ablate.report.table import build
 
-        return build(self.study, self.collect(), self.runs_info())
+        return build(self.study, self.collect(), self.runs_info(), self.plan)
 
     def runs_info(self) -> dict[str, str]:
         """run id -> label, for the lists of failed and missing runs."""
@@ -142,7 +183,7 @@ class StudySession:
     def write_report(self, t):
         from ablate.report.page import write_report
 
-        return write_report(self.loaded, t, self.store.root, self.results)
+        return write_report(self.loaded, t, self.store.root, self.results, self.run_flags())
 
     def outputs(self) -> Outputs:
         return Outputs(self.store.root, self.loaded)

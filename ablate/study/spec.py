@@ -4,11 +4,13 @@ Torch-free."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import ConfigDict, Discriminator, Field, PositiveInt, Tag, field_validator, model_validator
 
 from ablate.core.schema import Strict, default_tag
+from ablate.core.text import parse_duration
+from ablate.report.sequential import DEFAULT_SHAPE, SHAPES
 from ablate.study.executors import ExecutorConfig
 from ablate.study.executors.local import LocalExecutor
 
@@ -19,6 +21,65 @@ Scalar = Literal["miou", "pixel_acc", "mean_acc", "fwiou", "bf", "reach"]
 Metric = Scalar | Annotated[str, Field(pattern=r"^trimap:[0-9]+$")]
 SEED_MAX = 2**32 - 1  # what every RNG a run seeds (torch, numpy, Python) accepts
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+
+
+class AdaptiveSeeds(Strict):
+    """``seeds: {initial: 3, max: 8}``: every configuration runs ``initial`` seeds (``first``, ``first`` + 1, ...);
+    then ``ablate run`` adds seeds, ``step`` at a time and paired (the baseline's too), only to the rows whose
+    comparison with the baseline is still undecided, until each is decided, has ``max`` seeds, or ``budget`` (e.g.
+    10m) is spent. Decided: significant after Holm across the rows at ``alpha`` (a group-sequential paired t-test:
+    ``ablate.report.sequential``), or its repeated confidence interval inside ±``effect`` (metric points; default
+    table.min_effect). ``boundary``: how the test spends alpha over the looks: obrien-fleming (0, strict early),
+    pocock (0.5, the same level at every look) or a shape in between (default 0.25)."""
+
+    initial: int = Field(default=3, ge=2)
+    max: int = Field(default=8, ge=3)
+    first: Seed = 0
+    effect: float | None = Field(default=None, gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    boundary: float = Field(default=DEFAULT_SHAPE, ge=0, le=0.5)
+    step: PositiveInt = 1
+    budget: str | None = None
+
+    @field_validator("boundary", mode="before")
+    @classmethod
+    def _named_boundary(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in SHAPES:
+                raise ValueError(f"{value!r}: expected obrien-fleming, pocock or a shape between 0 and 0.5")
+            return SHAPES[value]
+        return value
+
+    @field_validator("budget")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _more_than_initial(self) -> AdaptiveSeeds:
+        if self.max <= self.initial:
+            raise ValueError(f"max {self.max} must exceed initial {self.initial}: seeds are added up to max")
+        if self.first + self.max - 1 > SEED_MAX:
+            raise ValueError(f"seeds {self.first}..{self.first + self.max - 1} pass {SEED_MAX}")
+        return self
+
+    @property
+    def seeds(self) -> list[int]:
+        """Every seed a configuration may get, in the order they are added: the initial ones first."""
+        return list(range(self.first, self.first + self.max))
+
+
+def _seeds_form(value: Any) -> str:
+    return "adaptive" if isinstance(value, dict | AdaptiveSeeds) else "list"
+
+
+# a list of seeds, or adaptive seeds (the tag is the form written, never a key the user writes)
+Seeds = Annotated[
+    Annotated[list[Seed], Tag("list"), Field(min_length=1)] | Annotated[AdaptiveSeeds, Tag("adaptive")],
+    Discriminator(_seeds_form),
+]
 
 
 class TableConfig(Strict):
@@ -111,7 +172,7 @@ class Study(Strict):
     include: list[dict[str, Any]] = Field(default_factory=list)  # extra combinations (other axes: baseline)
     exclude: list[dict[str, Any]] = Field(default_factory=list)  # combinations matching all given values
     executor: ExecutorConfig = Field(default_factory=LocalExecutor)
-    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: Seeds = Field(default_factory=lambda: [0])
     baseline: dict[str, Any] = Field(default_factory=dict)
     table: TableConfig = Field(default_factory=TableConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
@@ -125,24 +186,29 @@ class Study(Strict):
     # the user's modules imported before anything is validated: module names or .py files relative to this file
     # (``ablate.core.plugins``; imported by ``ablate.study.load`` before this schema validates the study)
     plugins: list[str] = Field(default_factory=list)
+    # left out when empty: the dump of a study without plugins is what it was before the key existed
+    late_keys: ClassVar[tuple[str, ...]] = ("plugins",)
 
     @field_validator("seeds", "reduced_seeds")
     @classmethod
-    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
-        if seeds is None:
+    def _distinct_seeds(cls, seeds: list[int] | AdaptiveSeeds | None) -> list[int] | AdaptiveSeeds | None:
+        if seeds is None or isinstance(seeds, AdaptiveSeeds):
             return seeds
         repeated = sorted({s for s in seeds if seeds.count(s) > 1})
         if repeated:
             raise ValueError(f"seed {repeated[0]} is given twice: every seed is one run per configuration")
         return seeds
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # left out when empty: the dump of a study without plugins is what it was before the key existed
-        data = handler(self)
-        if isinstance(data, dict) and not data.get("plugins"):
-            data.pop("plugins", None)
-        return data
+    @property
+    def initial_seeds(self) -> list[int]:
+        """The seeds every configuration runs: the list, or adaptive seeds' initial ones."""
+        if isinstance(self.seeds, AdaptiveSeeds):
+            return self.seeds.seeds[: self.seeds.initial]
+        return list(self.seeds)
+
+    @property
+    def adaptive(self) -> AdaptiveSeeds | None:
+        return self.seeds if isinstance(self.seeds, AdaptiveSeeds) else None
 
     @model_validator(mode="before")
     @classmethod

@@ -18,10 +18,11 @@ CHECKPOINT_FILE = "last.ckpt"
 CHECKPOINT_FORMAT = "ablate-checkpoint-2"
 
 
-def checkpoint_state(model: torch.nn.Module, optimizer: Any, scheduler: Any, precision: dict, step: int
-                     ) -> dict[str, Any]:  # fmt: skip
+def checkpoint_state(model: torch.nn.Module, optimizer: Any, scheduler: Any, precision: dict, step: int,
+                     ema: dict | None = None) -> dict[str, Any]:  # fmt: skip
     """Weights (BN statistics included), optimizer and schedule state, the fp16 loss scaler (``precision``: empty
-    unless 16-mixed on GPUs), the step, the random state and the CPU threads."""
+    unless 16-mixed on GPUs), the step, the random state, the CPU threads and the weights' moving average (``ema``,
+    with ``train.ema``)."""
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -34,6 +35,7 @@ def checkpoint_state(model: torch.nn.Module, optimizer: Any, scheduler: Any, pre
         "precision": precision,
         "rng": rng,
         "threads": torch.get_num_threads(),
+        **({"ema": ema} if ema is not None else {}),
     }
 
 

@@ -30,11 +30,17 @@ def quiet() -> None:
     warn.install()
 
 
+_process_threads: int | None = None  # torch's thread count before the first job of this process
+
+
 def set_threads() -> int:
-    """The CPU threads of this job: ``$ABLATE_THREADS`` when the executor set it, else torch's default."""
+    """The CPU threads of this job: ``$ABLATE_THREADS`` when the executor set it, else the process's default (a job
+    that resumed with another count must not leave it to the next job of the same worker)."""
+    global _process_threads
+    if _process_threads is None:
+        _process_threads = torch.get_num_threads()
     threads = os.environ.get(THREADS_ENV)
-    if threads:
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(int(threads) if threads else _process_threads)
     return torch.get_num_threads()
 
 

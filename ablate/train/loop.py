@@ -25,6 +25,7 @@ from ablate.data.balance import class_weights
 from ablate.data.loader import DataSets, train_loader
 from ablate.train.checkpoint import CHECKPOINT_FILE, checkpoint_state, read_checkpoint, restore_rng, save_checkpoint
 from ablate.train.cpu_speed import prepare_for_device
+from ablate.train.ema import WeightAverage
 from ablate.train.evaluate import validate
 from ablate.train.module import SegmentationModule
 
@@ -101,8 +102,10 @@ def train(
 
 
 def _restore(fabric: L.Fabric, module: SegmentationModule, optimizer: Any, scheduler: Any, state: dict,
-             progress: Any) -> None:  # fmt: skip
+             progress: Any, ema: WeightAverage | None) -> None:  # fmt: skip
     module.model.load_state_dict(state["model"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
     optimizer.load_state_dict(state["optimizer"])  # its state lands on the parameters' device
     scheduler.load_state_dict(state["scheduler"])
     if state["precision"]:
@@ -137,8 +140,9 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
     model = fabric.setup_module(module)  # on the device; DDP-wrapped with more than one process
     optimizers = module.configure_optimizers()  # fused SGD and the per-step poly schedule, on the device's params
     optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
+    ema = WeightAverage(module.model, t.ema) if t.ema is not None else None  # on the model's device
     if resumed:
-        _restore(fabric, module, optimizer, scheduler, resumed, progress)
+        _restore(fabric, module, optimizer, scheduler, resumed, progress, ema)
     opt = fabric.setup_optimizers(optimizer)
     curve = Curve(progress, t.steps, t.log_every, read_curve(train_dir / CURVE_FILE, start) if start else [])
     validations = read_val(train_dir / VAL_FILE, start) if start else []  # (step, mIoU) every train.val_every
@@ -148,7 +152,8 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
     def save_state(step: int) -> None:
         """Rank 0 writes the checkpoint (atomically) and the curve so far; the other processes wait for it."""
         if fabric.is_global_zero:
-            state = checkpoint_state(module.model, optimizer, scheduler, fabric.strategy.precision.state_dict(), step)
+            state = checkpoint_state(module.model, optimizer, scheduler, fabric.strategy.precision.state_dict(), step,
+                                     ema.state_dict() if ema is not None else None)  # fmt: skip
             save_checkpoint(state, checkpoint)
             write_curve(train_dir / CURVE_FILE, curve.points)
             if t.val_every:
@@ -168,6 +173,8 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
             scheduler.step()
             module.track_loss(loss.detach(), step)
             step += 1
+            if ema is not None:
+                ema.update(module.model, step)
             if fabric.is_global_zero and curve.due(step):
                 curve.add(step, loss.item(), optimizer.param_groups[0]["lr"])
             if step % t.log_every == 0:
@@ -175,7 +182,8 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
             if t.val_every and step % t.val_every == 0 and step < t.steps:
                 if fabric.is_global_zero:  # the other processes wait at the barrier
                     batch = recipe.eval.batch_size
-                    miou = validate(module, data.val, len(data.classes), data.ignore_index, batch, fabric.device)
+                    shown = ema.averaged if ema is not None and ema.started else module  # what is evaluated
+                    miou = validate(shown, data.val, len(data.classes), data.ignore_index, batch, fabric.device)
                     validations.append((step, miou))
                     if hasattr(progress, "validated"):  # the W&B sink logs it
                         progress.validated(step, miou)
@@ -199,7 +207,8 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
                 warnings.warn(f"training curve not written: {exc}", stacklevel=2)
     if not fabric.is_global_zero:  # other DDP ranks: rank 0 saves and evaluates
         return None
-    atomic_save(train_dir / MODEL_FILE, lambda fh: torch.save(module.model.state_dict(), fh))
+    weights = ema.weights() if ema is not None and ema.started else module.model.state_dict()
+    atomic_save(train_dir / MODEL_FILE, lambda fh: torch.save(weights, fh))
     record = {
         "steps": step,
         "train_time_s": round(time.monotonic() - started, 2),

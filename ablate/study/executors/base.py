@@ -40,7 +40,9 @@ Report = Callable[[Item, dict[str, Any]], None]  # called once per item with its
 class Executor(Protocol):
     """``select`` picks the runs this command does (or waits for) and those another process holds; ``run`` runs
     the items and reports each, and returns whether it waited for them (False: submitted and left, e.g. SLURM's
-    ``--detach``). ``run`` raises ``ablate.core.signals.Interrupted`` when the command is asked to stop."""
+    ``--detach``). ``run`` raises ``ablate.core.signals.Interrupted`` when the command is asked to stop. An executor
+    with worker processes may also offer ``keep_workers()``, a context manager inside which they outlive each
+    ``run`` (``StudySession.workers``)."""
 
     kind: str
 

@@ -21,9 +21,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, PrivateAttr
 from rich.markup import escape
 
 from ablate.core import signals
@@ -75,6 +77,26 @@ class LocalExecutor(Strict):
     kind: Literal["local"] = "local"
     max_parallel: PositiveInt | None = None
     threads: PositiveInt | None = Field(default=None)
+    _pool: _Pool | None = PrivateAttr(default=None)  # worker processes kept between runs (``keep_workers``)
+    _keep: int = PrivateAttr(default=0)
+
+    @contextmanager
+    def keep_workers(self) -> Iterator[None]:
+        """Inside, the worker processes outlive each ``run`` and take the next one's jobs (adaptive seeds' rounds):
+        each pays its imports and its generated data once, not once a round. They end when it is left."""
+        self._keep += 1
+        try:
+            yield
+        finally:
+            self._keep -= 1
+            if not self._keep:
+                self.close()
+
+    def close(self) -> None:
+        """End the kept worker processes (each ends at the end of its input)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def cpu_threads(self) -> int:
         return self.threads or DEFAULT_CPU_THREADS
@@ -100,8 +122,21 @@ class LocalExecutor(Strict):
         parallel = self.jobs_at_once(items, gpus)
         if parallel == 1 and all(devices_of(item) == 1 for item in items):
             self._inline(ctx, items, report, gpus, progress)
+            return True
+        pool = self._pool
+        if pool is not None and pool.fits(ctx, gpus):
+            pool.renew(ctx, parallel)
         else:
-            _Pool(self, ctx, parallel, gpus).run(items, report)
+            self.close()
+            pool = self._pool = _Pool(self, ctx, parallel, gpus)
+        try:
+            pool.run(items, report)
+        except BaseException:
+            self._pool = None  # stopped (its workers have ended) or broken: never reused
+            raise
+        finally:
+            if not self._keep:
+                self.close()
         return True
 
     def _inline(self, ctx: Context, items: list[Item], report: Report, gpus: list[str], progress) -> None:
@@ -182,9 +217,24 @@ class _Pool:
         where = f"[bold][{item.index}/{self.ctx.total}][/bold]"
         self.ctx.console.print(f"{where} {item.run.id}  {escape(item.run.label)}  (started)")
 
+    def fits(self, ctx: Context, gpus: list[str]) -> bool:
+        """Whether this pool's workers can take ``ctx``'s jobs: the same job and the same GPUs."""
+        return ctx.job == self.ctx.job and gpus == self.gpus
+
+    def renew(self, ctx: Context, parallel: int) -> None:
+        """Take the next run's items (adaptive seeds' next round) on the same worker processes."""
+        self.ctx, self.parallel, self.started = ctx, parallel, time.monotonic()
+
+    def close(self) -> None:
+        for w in self.workers:
+            if w.proc.poll() is None and w.proc.stdin is not None and not w.proc.stdin.closed:
+                w.proc.stdin.close()  # idle servers end at EOF
+
     def run(self, items: list[Item], report: Report) -> None:
         waiting = list(items)
         free = list(self.gpus)
+        for w in self.workers:  # kept from an earlier run: their GPUs are theirs still
+            free = [g for g in free if g not in w.gpus]
         try:
             while waiting or any(w.item is not None for w in self.workers):
                 self._dispatch(waiting, free)
@@ -192,10 +242,6 @@ class _Pool:
                 self._handle(worker, line, report, free)
         except signals.Interrupted as stop:
             self._stop(stop)
-        finally:
-            for w in self.workers:
-                if w.proc.poll() is None and w.proc.stdin is not None:
-                    w.proc.stdin.close()  # idle servers end at EOF
 
     def _dispatch(self, waiting: list[Item], free: list[str]) -> None:
         busy_trainings = {w.item.run.train_id for w in self.workers if w.item is not None}
@@ -248,6 +294,8 @@ class _Pool:
             return
         if line.startswith("@@step") and item is not None:
             self._step(worker, item, *json.loads(line.split(" ", 1)[1]))
+            return
+        if line.startswith("failed: ") and item is not None:  # the worker's own log line: the report names the run
             return
         if line and item is not None and not line.startswith("@@"):
             self.ctx.console.print(f"    [{item.index}/{self.ctx.total}] {line}", highlight=False, markup=False)
