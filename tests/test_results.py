@@ -376,7 +376,7 @@ def test_a_planted_outlier_seed_is_flagged_in_the_table_the_report_and_seeds(tin
     study = tiny_study(PLANTED)
     run_study(load_study(study), tmp_path / "results", planted_job, Quiet())
     args = [str(study), "--results", str(tmp_path / "results")]
-    table = subprocess.run([sys.executable, "-m", "ablate.cli", "table", *args, "--seeds"], capture_output=True,
+    table = subprocess.run([sys.executable, "-m", "ablate.cli", "table", *args, "--every-seed"], capture_output=True,
                            text=True, timeout=120, env={**os.environ, "COLUMNS": "160"})  # fmt: skip
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if "(2,4)" in line and "±" in line)

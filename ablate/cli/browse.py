@@ -20,16 +20,26 @@ from ablate.cli.common import (
     user_errors,
     write_report,
 )
-from ablate.cli.options import FORMAT_CHOICES, AxisOpt, ResultsOpt, SaveStudyOpt, SeedsOpt, SetOpt, StudyArg
+from ablate.cli.options import (
+    FORMAT_CHOICES,
+    AxisOpt,
+    RecipeOpt,
+    ResultsOpt,
+    SaveStudyOpt,
+    SeedsOpt,
+    SetOpt,
+    StudyArg,
+)
 from ablate.core.errors import ConfigError
 
 
 @app.command()
-def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None) -> None:
+def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
+           seeds: SeedsOpt = None, recipe: RecipeOpt = None) -> None:  # fmt: skip
     """Count STUDY's runs by state: done, running (locked by a live process), failed, pending; and name the finished
     runs made by other plugin code than now (stale: `ablate run --rerun-stale` runs them again)."""
     with user_errors():
-        session = session_of(study, set_, results, axis)
+        session = session_of(study, set_, results, axis, seeds, recipe=recipe)
     states = session.states()
     counts = session.counts(states)
     console.print(
@@ -45,14 +55,14 @@ def status(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt 
 @app.command()
 def plan(
     study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
-    seeds: SeedsOpt = None, save_study: SaveStudyOpt = None,
+    seeds: SeedsOpt = None, save_study: SaveStudyOpt = None, recipe: RecipeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON (for scripts).")] = False,
 ) -> None:
     """List the runs STUDY expands to (id, axis values, seed) and which are finished. Imports no torch."""
     from ablate.core.text import format_value
 
     with user_errors():
-        session = session_of(study, set_, results, axis, seeds, save_study)
+        session = session_of(study, set_, results, axis, seeds, save_study, recipe)
     runs, states = session.runs, session.states()
     shared: dict[str, int] = {}
     for r in runs:
@@ -82,6 +92,7 @@ def plan(
 @app.command()
 def table(
     study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
+    seeds: SeedsOpt = None, recipe: RecipeOpt = None,
     fmt: Annotated[
         str,
         typer.Option(
@@ -91,8 +102,9 @@ def table(
             "that format and written to results/<study>/table.{md,csv,tex,html}.",
         ),
     ] = "terminal",
-    seeds: Annotated[
-        bool, typer.Option("--seeds", help="Also print every seed's value of each configuration (outliers marked).")
+    every_seed: Annotated[
+        bool,
+        typer.Option("--every-seed", help="Also print every seed's value of each configuration (outliers marked)."),
     ] = False,
     min_effect: Annotated[
         float | None,
@@ -110,7 +122,7 @@ def table(
     group-sequential test the seeds were added by, and the notes say which rows got seeds and why.
     """
     with user_errors():
-        session = session_of(study, set_, results, axis)
+        session = session_of(study, set_, results, axis, seeds, recipe=recipe)
         if fmt not in FORMAT_CHOICES:
             raise ConfigError(f"--format {fmt}: expected one of {', '.join(FORMAT_CHOICES)}")
         if min_effect is not None:
@@ -120,20 +132,21 @@ def table(
     t = print_and_save_table(session, fmt)
     if fmt == "terminal":
         print_stale(session, session.stale())
-    if seeds:
+    if every_seed:
         from ablate.report.terminal import print_seeds
 
         print_seeds(console, t)
 
 
 @app.command()
-def report(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None) -> None:
+def report(study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
+           seeds: SeedsOpt = None, recipe: RecipeOpt = None) -> None:  # fmt: skip
     """Write results/<study>/report.html (self-contained) and report.md from the runs there: the table with its
     factor effects and every seed, plots (metric vs each axis, every seed, which axis matters, accuracy vs cost,
     training curves, per-class IoU, confusion matrices, qualitative grid), failed runs with their errors, the
     recipe and the command to reproduce."""
     with user_errors():
-        session = session_of(study, set_, results, axis)
+        session = session_of(study, set_, results, axis, seeds, recipe=recipe)
     write_report(session, print_and_save_table(session))
 
 

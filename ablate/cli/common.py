@@ -35,18 +35,24 @@ def user_errors() -> Iterator[None]:
 
 
 def session_of(study: Path, sets: list[str] | None, results: Path, axes: list[str] | None = None,
-             seeds: str | None = None, save: Path | None = None):  # fmt: skip
-    """The study session of STUDY, or of the ad-hoc study of a recipe and ``--axis`` options."""
+               seeds: str | None = None, save: Path | None = None, recipe: Path | None = None):  # fmt: skip
+    """The study session of STUDY (``--seeds`` and ``--recipe`` replace its own), or of the ad-hoc study of a
+    recipe and ``--axis`` options."""
     from ablate.config.loading import load_yaml, parse_sets
     from ablate.study import adhoc
     from ablate.study.session import StudySession
 
-    if axes or seeds or save or (study.is_file() and adhoc.is_recipe(study)):
-        if study.is_file() and not adhoc.is_recipe(study):
-            raise ConfigError(f"{study}: is a study; --axis, --seeds and --save-study go with a recipe")
+    a_recipe = study.is_file() and adhoc.is_recipe(study)
+    if axes or save or a_recipe:
+        if study.is_file() and not a_recipe:
+            raise ConfigError(f"{study}: is a study; --axis and --save-study go with a recipe")
+        if recipe is not None:
+            raise ConfigError(f"--recipe {recipe}: goes with a study (STUDY is the recipe here)")
         load_yaml(study)  # a missing or broken file says so, in one line
         study = adhoc.write_adhoc(study, axes or [], seeds, results, save)
-    return StudySession(study, parse_sets(sets), results)
+        return StudySession(study, parse_sets(sets), results)
+    chosen = adhoc.parse_seeds(seeds) if seeds else None
+    return StudySession(study, parse_sets(sets), results, recipe=recipe, seeds=chosen)
 
 
 def print_and_save_table(session, fmt: str = "terminal"):

@@ -32,7 +32,14 @@ AxisOpt = Annotated[
     ),
 ]
 SeedsOpt = Annotated[
-    str | None, typer.Option("--seeds", help="Ad-hoc study: its seeds, e.g. 0,1,2 (default 0).", show_default=False)
+    str | None,
+    typer.Option("--seeds", help="The seeds, e.g. 3,4,5: a study's in place of its own (a disjoint set checks that an "
+                 "effect holds on other draws); an ad-hoc study's (default 0).", show_default=False),
+]
+RecipeOpt = Annotated[
+    Path | None,
+    typer.Option("--recipe", help="Run the study's grid on this recipe instead of its own (e.g. a paper study's GPU "
+                 "recipe).", show_default=False),
 ]
 SaveStudyOpt = Annotated[
     Path | None,

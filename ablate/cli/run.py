@@ -18,7 +18,17 @@ from ablate.cli.common import (
     user_errors,
     write_report,
 )
-from ablate.cli.options import WANDB_MODES, AxisOpt, ResultsOpt, SaveStudyOpt, SeedsOpt, SetOpt, StudyArg, WandbOpt
+from ablate.cli.options import (
+    WANDB_MODES,
+    AxisOpt,
+    RecipeOpt,
+    ResultsOpt,
+    SaveStudyOpt,
+    SeedsOpt,
+    SetOpt,
+    StudyArg,
+    WandbOpt,
+)
 from ablate.core import signals
 from ablate.core.errors import ConfigError
 
@@ -26,7 +36,7 @@ from ablate.core.errors import ConfigError
 @app.command()
 def run(
     study: StudyArg, results: ResultsOpt = Path("results"), set_: SetOpt = None, axis: AxisOpt = None,
-    seeds: SeedsOpt = None, save_study: SaveStudyOpt = None,
+    seeds: SeedsOpt = None, save_study: SaveStudyOpt = None, recipe: RecipeOpt = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run again only the runs that failed before (nothing else).")
     ] = False,
@@ -105,7 +115,7 @@ def run(
     from ablate.study import adaptive
 
     with user_errors():
-        session = session_of(study, set_, results, axis, seeds, save_study)
+        session = session_of(study, set_, results, axis, seeds, save_study, recipe)
         if wandb is not None and wandb.lower() not in WANDB_MODES:
             raise ConfigError(f"--wandb {wandb}: expected one of {', '.join(WANDB_MODES)}")
         plan, budget_s = adaptive.resolve(session.study, until_decided, max_seeds, budget)

@@ -63,7 +63,11 @@ class TrainConfig(Strict):
 
     ema: EMAConfig | None = None  # a moving average of the weights, evaluated in place of them (None/false: off)
 
-    late_keys: ClassVar[tuple[str, ...]] = ("class_weights", "ema")
+    # learning rate of everything but the backbone (head, decoder, classifier) as a multiple of ``lr``: new layers
+    # on a pretrained backbone learn faster than the layers they fine-tune (1: one rate for all)
+    head_lr_mult: float = Field(default=1.0, gt=0)
+
+    late_keys: ClassVar[tuple[str, ...]] = ("class_weights", "ema", "head_lr_mult")
 
     @field_validator("ema", mode="before")
     @classmethod

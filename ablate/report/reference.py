@@ -96,6 +96,56 @@ def join_reference(
     return pd.DataFrame(out)
 
 
+PUBLISHED_METRICS = ("pixel_acc", "mean_acc", "miou", "fwiou", "bf")
+TITLES = {"pixel_acc": "G (pixel acc.)", "mean_acc": "C (class acc.)", "miou": "mIoU", "fwiou": "FWIoU", "bf": "BF"}
+
+
+def published_metrics(reference: Any) -> list[str]:
+    """The metrics some row of ``reference`` publishes, the reference's own first."""
+    main = _get(reference, "metric", "miou")
+    given = [m for m in PUBLISHED_METRICS if any(_get(row, m) is not None for row in _get(reference, "rows"))]
+    return list(dict.fromkeys([main, *given])) if main in PUBLISHED_METRICS else given
+
+
+def join_all_metrics(summary: pd.DataFrame, reference: Any, baseline: dict[str, Any] | None = None) -> pd.DataFrame:
+    """``join_reference`` for every metric the paper publishes (G, C, mIoU, BF ...), one line per paper row and
+    metric (a ``metric`` column), rows without that metric left out."""
+    parts = []
+    for metric in published_metrics(reference):
+        joined = join_reference(summary, reference, baseline, metric)
+        joined = joined[joined["published"].notna()].copy()
+        joined.insert(1, "metric", TITLES.get(metric, metric))
+        parts.append(joined)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def per_class_layout(runs: pd.DataFrame, reference: Any, axes: list[str], label: Any) -> pd.DataFrame | None:
+    """Per-class IoU (%) of the paper's rows that publish it, in the paper's class order, and below them every
+    configuration in the reference's ``scope`` (mean over its finished seeds); None when no row publishes it.
+    ``runs``: ``ablate.study.results.collect``; ``label(config row) -> str`` names a configuration."""
+    rows = [r for r in _get(reference, "rows") if _get(r, "per_class_iou")]
+    if not rows:
+        return None
+    classes = list(_get(rows[0], "per_class_iou"))
+    out = []
+    for row in rows:
+        per_class = _get(row, "per_class_iou")
+        out.append({"": _get(row, "label"), "n": DASH, **{c: _num(per_class.get(c)) for c in classes},
+                    "mIoU": _num(_get(row, "miou"))})  # fmt: skip
+    done = runs[runs["status"] == "done"]
+    for key, value in (_get(reference, "scope") or {}).items():
+        done = done[done[key].astype(str) == format_value(value)] if key in done else done.iloc[0:0]
+    keys = [a for a in axes if a in done.columns]
+    if not done.empty:
+        groups = done.groupby(keys, sort=False) if keys else [((), done)]
+        for values, group in groups:
+            config = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
+            cells = {c: _num(group[f"iou:{c}"].mean()) if f"iou:{c}" in group else DASH for c in classes}
+            out.append({"": f"ablate: {label(config)}", "n": str(len(group)), **cells,
+                        "mIoU": _num(group["miou"].mean())})  # fmt: skip
+    return pd.DataFrame(out)
+
+
 def _num(v: Any, signed: bool = False) -> str:
     if v is None or pd.isna(v):
         return DASH
@@ -118,6 +168,8 @@ def paper_layout(joined: pd.DataFrame) -> pd.DataFrame:
         grid.index.name = "published / reproduced (Δ)"
         return grid.reset_index()
     shown = pd.DataFrame({"": joined["paper row"]})
+    if "metric" in joined.columns:
+        shown["metric"] = joined["metric"]
     shown["published"] = [_num(v) for v in joined["published"]]
     shown["reproduced"] = [
         _num(rep) + (f" ± {std:.2f}" if n > 1 and std is not None and not pd.isna(std) and not pd.isna(rep) else "")
@@ -143,7 +195,7 @@ def sign_agreement(joined: pd.DataFrame, threshold: float = SIGN_THRESHOLD) -> t
         if pub is None or pd.isna(pub) or abs(pub) <= threshold or rep is None or pd.isna(rep):
             continue
         counted += 1
-        label = " ".join(str(x) for x in (r["paper row"], r.get("paper column", "")) if x)
+        label = " ".join(str(x) for x in (r["paper row"], r.get("paper column", ""), r.get("metric", "")) if x)
         if (pub > 0) == (rep > 0) and rep != 0:
             agree += 1
         else:

@@ -22,6 +22,9 @@ def _md_table(df: pd.DataFrame) -> str:
     return markdown_table(df.values.tolist(), list(df.columns))
 
 
+PER_CLASS_TITLE = "Per-class IoU (%), the paper's rows and class order, then each configuration here"
+
+
 def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
     parts = [f"{heading} {t.title}\n\n", _md_table(t.shown)]
     if t.layout is not None:
@@ -30,6 +33,9 @@ def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
     if t.published is not None:
         parts.append(f"\n{heading}# Published vs reproduced\n\n{t.published_caption}\n\n")
         parts.append(_md_table(t.published))
+    if t.per_class is not None:
+        parts.append(f"\n{heading}# {PER_CLASS_TITLE}\n\n")
+        parts.append(_md_table(t.per_class))
     parts.append("\n" + "".join(f"- {n}\n" for n in t.footnote))
     view = effects_view(t)
     if view is not None:
@@ -137,6 +143,9 @@ def to_html_fragment(t: ComparisonTable, heading: str = "h3") -> str:
     if t.published is not None:
         parts.append(f"<{heading}>Published vs reproduced</{heading}><p>{_html.escape(t.published_caption)}</p>")
         parts.append(_scroll(_html_table(t.published, "ablate published")))
+    if t.per_class is not None:
+        parts.append(f"<{heading}>{_html.escape(PER_CLASS_TITLE)}</{heading}>")
+        parts.append(_scroll(_html_table(t.per_class, "ablate per-class")))
     view = effects_view(t)
     if view is not None:
         parts.append(f"<{heading}>{_html.escape(EFFECTS_TITLE.format(metric=metric_title(t.metric)))}</{heading}>")

@@ -99,15 +99,25 @@ def summarize(
         out = out.merge(per_class.reset_index(), on=keys, how="left")
     out["baseline"] = False
     if baseline:
-        mask = pd.Series(True, index=out.index)
-        for key, value in baseline.items():
-            if key in out:
-                mask &= out[key] == format_value(value)
-        if mask.any():
+        # axes the baseline leaves out are compared within: each combination of their values (e.g. each
+        # eval.split) has its own baseline row and its own family of tests (Holm)
+        free = [k for k in keys if k not in baseline and k in out]
+        groups = [idx for _, idx in out.groupby(free, sort=False).groups.items()] if free else [out.index]
+        joined = []
+        for idx in groups:
+            part = out.loc[idx]
+            mask = pd.Series(True, index=part.index)
+            for key, value in baseline.items():
+                if key in part:
+                    mask &= part[key] == format_value(value)
+            if not mask.any():
+                continue
             base = mask.idxmax()
             out.loc[base, "baseline"] = True
-            out[f"delta_{metric}"] = out[f"{metric}_mean"] - out.loc[base, f"{metric}_mean"]
-            out = out.join(compare.against_baseline(done, keys, out, base, metric, design))
+            out.loc[idx, f"delta_{metric}"] = part[f"{metric}_mean"] - part.loc[base, f"{metric}_mean"]
+            joined.append(compare.against_baseline(done, keys, part, base, metric, design))
+        if joined:
+            out = out.join(pd.concat(joined))
     out["outliers"] = [",".join(map(str, seeds)) for seeds in compare.outlier_seeds(done, keys, out, metric)]
     return out.drop(columns=["_all"], errors="ignore")
 
@@ -255,6 +265,7 @@ class ComparisonTable:
     missing: list[tuple[str, str]] = field(default_factory=list)  # (run id, label)
     published: pd.DataFrame | None = None  # the paper's table: published vs reproduced (studies with reference:)
     published_caption: str = ""
+    per_class: pd.DataFrame | None = None  # per-class IoU beside the paper's rows that publish it
     names: dict[str, dict[str, str]] = field(default_factory=dict)  # axis -> written value -> short readable name
     effects: Any = None  # ablate.report.stats.Effects of the study's axes (None: no axis or no finished run)
 
@@ -281,13 +292,23 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str], seeding: Any = N
         for axis in axes:
             if frame is not None and short.get(axis) in frame:
                 frame[short[axis]] = frame[short[axis]].map(lambda v, a=axis: names[a].get(v, v))
-    published, published_caption = None, ""
+    published, published_caption, per_class = None, "", None
     if study.reference is not None:
-        from ablate.report.reference import agreement_note, caption, join_reference, paper_layout
+        from ablate.report import reference as ref
 
-        joined = join_reference(summary, study.reference, study.baseline or None)
-        published = paper_layout(joined)
-        published_caption = " ".join(filter(None, [caption(study.reference), agreement_note(joined)]))
+        if len(ref.published_metrics(study.reference)) > 1:  # G, C, mIoU, BF ...: one line per row and metric
+            joined = ref.join_all_metrics(summary, study.reference, study.baseline or None)
+        else:
+            joined = ref.join_reference(summary, study.reference, study.baseline or None)
+        published = ref.paper_layout(joined)
+        published_caption = " ".join(filter(None, [ref.caption(study.reference), ref.agreement_note(joined)]))
+        short_axes = short_names(axes)
+
+        def label(config: dict[str, str]) -> str:
+            varying = [a for a in axes if a in config and a not in study.reference.scope]
+            return ", ".join(f"{short_axes[a]}={names[a].get(config[a], config[a])}" for a in varying) or "all"
+
+        per_class = ref.per_class_layout(df, study.reference, axes, label)
     failures = [(r.run_id, labels[r.run_id], r.error) for r in df.itertuples() if r.status == "failed"]
     missing = [(r.run_id, labels[r.run_id]) for r in df.itertuples() if r.status not in ("done", "failed")]
     return ComparisonTable(
@@ -302,6 +323,7 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str], seeding: Any = N
         missing=missing,
         published=published,
         published_caption=published_caption,
+        per_class=per_class,
         names=names,
         effects=study_effects(study, df),
     )

@@ -28,6 +28,8 @@ class LoadedStudy(BaseModel):
     recipe: dict[str, Any]
 
     overrides: dict[str, Any] = {}
+    recipe_arg: str | None = None  # ``--recipe``: the recipe that replaced the study's
+    seeds_arg: list[int] | None = None  # ``--seeds``: the seeds that replaced the study's
 
     def source_of(self, key: str) -> str:
         """'file: key' that sets a recipe key (or a key above or below it), for errors about resolved runs."""
@@ -134,6 +136,9 @@ def _check_grid(study: Study, base: dict[str, Any], source: str) -> None:
     if study.adaptive is not None and not study.baseline:
         raise ConfigError(f"{source}: seeds: adaptive seeds are added where a row's comparison with the baseline is "
                           "undecided; give the study a baseline (or a list of seeds)")  # fmt: skip
+    if study.adaptive is not None and study.baseline and set(study.baseline) != set(study.axes):
+        raise ConfigError(f"{source}: seeds: adaptive seeds pair every row with one baseline; give a value for every "
+                          f"axis in baseline (missing: {', '.join(sorted(set(study.axes) - set(study.baseline)))})")
     for key, value in study.baseline.items():
         if key not in study.axes:
             raise _not_axis(study, source, f"baseline.{key}", key)
@@ -165,6 +170,11 @@ def _check_reference(study: Study, source: str) -> None:
                 raise _not_a_value(study, source, f"reference.rows[{i}].where.{key}", key, value)
         if getattr(row, metric) is None:
             raise ConfigError(f"{source}: reference.rows[{i}]: no published '{metric}' (reference.metric)")
+    for key, value in study.reference.scope.items():
+        if key not in study.axes:
+            raise _not_axis(study, source, "reference.scope", key)
+        if value not in study.axes[key]:
+            raise _not_a_value(study, source, f"reference.scope.{key}", key, value)
 
 
 def grid_keys(study: Study) -> dict[str, str]:
@@ -190,16 +200,21 @@ def _check_cli_overrides(study: Study, overrides: dict[str, Any], source: str) -
                 )
 
 
-def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> LoadedStudy:
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None, recipe: str | Path | None = None,
+               seeds: list[int] | None = None) -> LoadedStudy:  # fmt: skip
     """Load and validate a study, its recipe, its fixed ``set:`` overrides, every axis value and the CLI's
-    ``overrides`` (``--set``). Raises ``ConfigError`` with one line naming the file and the key."""
+    ``overrides`` (``--set``). ``recipe`` (``--recipe``, a path from the working folder) replaces the study's recipe:
+    the same grid on another recipe, e.g. a paper study's GPU recipe; ``seeds`` (``--seeds``) replaces its seeds.
+    Raises ``ConfigError`` with one line naming the file and the key."""
     path = Path(path)
     raw = load_yaml(path)
     # plugins first: what they register (heads, data sets, executors) is then validated like a built-in
     plugins.load_entry_points()
     plugins.load(raw.get("plugins"), path.parent, f"{path}: plugins")
     study = validate(Study, raw, str(path))
-    recipe_path = (path.parent / study.recipe).resolve()
+    recipe_path = (path.parent / study.recipe).resolve() if recipe is None else Path(recipe).resolve()
+    if recipe is not None and not recipe_path.is_file():
+        raise ConfigError(f"--recipe {recipe}: file not found")
     if not recipe_path.is_file():
         raise ConfigError(f"{path}: recipe: file not found: {study.recipe} (looked for {recipe_path})")
     try:
@@ -226,6 +241,8 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
         base = apply_overrides(base, study.reduced)
         if study.reduced_seeds is not None:
             study = study.model_copy(update={"seeds": list(study.reduced_seeds)})
+    if seeds is not None:
+        study = study.model_copy(update={"seeds": validate(Study, {**raw, "seeds": seeds}, "--seeds").seeds})
     _check_cli_overrides(study, overrides, str(path))
     check_block(base, overrides, "--set", sep=" ")
     base = apply_overrides(base, overrides)
@@ -238,4 +255,6 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Loa
         recipe_path=str(shown),
         recipe=base,
         overrides={**overrides, **({REDUCED_KEY: True} if reduced else {})},
+        recipe_arg=None if recipe is None else str(recipe),
+        seeds_arg=seeds,
     )

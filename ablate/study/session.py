@@ -42,8 +42,9 @@ class Summary:
 
 
 class StudySession:
-    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, results: str | Path = "results"):
-        self.loaded: LoadedStudy = load_study(path, overrides)
+    def __init__(self, path: str | Path, overrides: dict[str, Any] | None = None, results: str | Path = "results",
+                 recipe: str | Path | None = None, seeds: list[int] | None = None):  # fmt: skip
+        self.loaded: LoadedStudy = load_study(path, overrides, recipe, seeds)
         self.results = Path(results)
         self.store = Store(self.results, self.loaded.study.name)
         # adaptive seeds: the plan an earlier run added seeds by, else the study's own; None for a list of seeds

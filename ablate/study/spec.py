@@ -157,6 +157,9 @@ class Reference(Strict):
     metric: Metric = "miou"
     note: str = ""  # setup differences, reconstructed check marks, ...
     rows: list[ReferenceRow] = Field(min_length=1)
+    # the axis values of the configurations the per-class table sets beside the rows' ``per_class_iou`` (e.g.
+    # {eval.split: test}: every configuration evaluated on test); {}: every configuration
+    scope: dict[str, Any] = Field(default_factory=dict)
 
 
 class Study(Strict):

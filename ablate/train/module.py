@@ -24,7 +24,8 @@ def make_optimizer(params, t: TrainConfig) -> torch.optim.SGD:
     layout; autograd's gradient layout contract gives that.)"""
     params = list(params)
     kw = dict(lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    if all(p.device.type in ("cpu", "cuda") for p in params):
+    tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
+    if all(p.device.type in ("cpu", "cuda") for p in tensors):
         return FusedSGD(params, **kw)
     return torch.optim.SGD(params, **kw)
 
@@ -125,8 +126,18 @@ class SegmentationModule(L.LightningModule):
         for key in ("pixel_acc", "mean_acc", "miou", "fwiou"):
             self.log(f"val/{key}", self.last_metrics[key], sync_dist=False)
 
+    def parameter_groups(self) -> list:
+        """The parameters, as one group; with ``train.head_lr_mult``, the backbone's at ``lr`` and the rest (head,
+        decoder, classifier: new layers on a pretrained backbone) at ``lr`` x the multiplier."""
+        t = self.recipe.train
+        if t.head_lr_mult == 1.0:
+            return list(self.parameters())
+        backbone = {id(p) for p in self.model.backbone.parameters()}
+        rest = [p for p in self.parameters() if id(p) not in backbone]
+        return [{"params": list(self.model.backbone.parameters())}, {"params": rest, "lr": t.lr * t.head_lr_mult}]
+
     def configure_optimizers(self):
         t = self.recipe.train
-        optimizer = make_optimizer(self.parameters(), t)
+        optimizer = make_optimizer(self.parameter_groups(), t)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(t.steps, t.poly_power, t.warmup_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
