@@ -146,6 +146,64 @@ def per_class_layout(runs: pd.DataFrame, reference: Any, axes: list[str], label:
     return pd.DataFrame(out)
 
 
+def _matches(where: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(format_value(where.get(k)) == format_value(v) for k, v in wanted.items())
+
+
+def contrast_table(runs: pd.DataFrame, reference: Any) -> pd.DataFrame | None:
+    """The paper's contrasts (``reference.contrasts``): for each and each of its metrics, the published Δ (a − b,
+    from the rows whose ``where`` are a and b), the reproduced Δ paired over seeds (the mean of the differences
+    seed by seed, their sd), the paired t-test's p, Holm's across the table's lines, and whether the signs agree.
+    None without contrasts."""
+    from ablate.report import stats
+
+    contrasts = _get(reference, "contrasts") or []
+    if not contrasts:
+        return None
+    scope = _get(reference, "scope") or {}
+    done = runs[runs["status"] == "done"]
+
+    def seeds(config: dict[str, Any], metric: str) -> dict[int, float]:
+        mask = pd.Series(True, index=done.index)
+        for key, value in {**scope, **config}.items():
+            mask &= done[key].astype(str) == format_value(value) if key in done else False
+        picked = done.loc[mask, ["seed", metric]].dropna() if metric in done else done.iloc[0:0]
+        return {int(s): float(v) for s, v in zip(picked["seed"], picked[metric], strict=True)}
+
+    lines = []
+    for contrast in contrasts:
+        a, b = _get(contrast, "a"), _get(contrast, "b")
+        row_a = next((r for r in _get(reference, "rows") if _matches(_get(r, "where") or {}, a)), None)
+        row_b = next((r for r in _get(reference, "rows") if _matches(_get(r, "where") or {}, b)), None)
+        for metric in _get(contrast, "metrics"):
+            pa, pb = (_get(row_a, metric) if row_a else None), (_get(row_b, metric) if row_b else None)
+            published = None if pa is None or pb is None else pa - pb
+            va, vb = seeds(a, metric), seeds(b, metric)
+            diffs = [va[s] - vb[s] for s in sorted(set(va) & set(vb))]
+            test = stats.paired_test(va, vb)  # None with < 2 seeds or differences that never vary
+            lines.append({
+                "contrast": _get(contrast, "label"), "metric": TITLES.get(metric, metric), "published Δ": published,
+                "reproduced Δ": float(sum(diffs) / len(diffs)) if diffs else None,
+                "sd": float(pd.Series(diffs).std()) if len(diffs) > 1 else None, "n": len(diffs),
+                "p": test.p if test else None,
+            })  # fmt: skip
+    holm = stats.holm([line["p"] for line in lines])
+    out = []
+    for line, adjusted in zip(lines, holm, strict=True):
+        pub, rep = line["published Δ"], line["reproduced Δ"]
+        same = DASH if pub is None or rep is None else ("yes" if (pub > 0) == (rep > 0) and rep != 0 else "no")
+        out.append({
+            "contrast": line["contrast"], "metric": line["metric"], "published Δ": _num(pub, True),
+            "reproduced Δ": _num(rep, True) + (f" ± {line['sd']:.2f}" if line["sd"] is not None else ""),
+            "n": line["n"], "paired p": _p(line["p"]), "Holm p": _p(adjusted), "same sign": same,
+        })  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def _p(p: float | None) -> str:
+    return DASH if p is None or pd.isna(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
+
+
 def _num(v: Any, signed: bool = False) -> str:
     if v is None or pd.isna(v):
         return DASH

@@ -22,6 +22,7 @@ def _md_table(df: pd.DataFrame) -> str:
     return markdown_table(df.values.tolist(), list(df.columns))
 
 
+CONTRASTS_TITLE = "The paper's contrasts: published Δ and reproduced Δ (paired over seeds, ± sd of the differences)"
 PER_CLASS_TITLE = "Per-class IoU (%), the paper's rows and class order, then each configuration here"
 
 
@@ -33,6 +34,9 @@ def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
     if t.published is not None:
         parts.append(f"\n{heading}# Published vs reproduced\n\n{t.published_caption}\n\n")
         parts.append(_md_table(t.published))
+    if t.contrasts is not None:
+        parts.append(f"\n{heading}# {CONTRASTS_TITLE}\n\n")
+        parts.append(_md_table(t.contrasts))
     if t.per_class is not None:
         parts.append(f"\n{heading}# {PER_CLASS_TITLE}\n\n")
         parts.append(_md_table(t.per_class))
@@ -143,6 +147,9 @@ def to_html_fragment(t: ComparisonTable, heading: str = "h3") -> str:
     if t.published is not None:
         parts.append(f"<{heading}>Published vs reproduced</{heading}><p>{_html.escape(t.published_caption)}</p>")
         parts.append(_scroll(_html_table(t.published, "ablate published")))
+    if t.contrasts is not None:
+        parts.append(f"<{heading}>{_html.escape(CONTRASTS_TITLE)}</{heading}>")
+        parts.append(_scroll(_html_table(t.contrasts, "ablate contrasts")))
     if t.per_class is not None:
         parts.append(f"<{heading}>{_html.escape(PER_CLASS_TITLE)}</{heading}>")
         parts.append(_scroll(_html_table(t.per_class, "ablate per-class")))

@@ -266,6 +266,7 @@ class ComparisonTable:
     published: pd.DataFrame | None = None  # the paper's table: published vs reproduced (studies with reference:)
     published_caption: str = ""
     per_class: pd.DataFrame | None = None  # per-class IoU beside the paper's rows that publish it
+    contrasts: pd.DataFrame | None = None  # the paper's contrasts, published and reproduced (paired over seeds)
     names: dict[str, dict[str, str]] = field(default_factory=dict)  # axis -> written value -> short readable name
     effects: Any = None  # ablate.report.stats.Effects of the study's axes (None: no axis or no finished run)
 
@@ -292,7 +293,7 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str], seeding: Any = N
         for axis in axes:
             if frame is not None and short.get(axis) in frame:
                 frame[short[axis]] = frame[short[axis]].map(lambda v, a=axis: names[a].get(v, v))
-    published, published_caption, per_class = None, "", None
+    published, published_caption, per_class, contrasts = None, "", None, None
     if study.reference is not None:
         from ablate.report import reference as ref
 
@@ -309,6 +310,7 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str], seeding: Any = N
             return ", ".join(f"{short_axes[a]}={names[a].get(config[a], config[a])}" for a in varying) or "all"
 
         per_class = ref.per_class_layout(df, study.reference, axes, label)
+        contrasts = ref.contrast_table(df, study.reference)
     failures = [(r.run_id, labels[r.run_id], r.error) for r in df.itertuples() if r.status == "failed"]
     missing = [(r.run_id, labels[r.run_id]) for r in df.itertuples() if r.status not in ("done", "failed")]
     return ComparisonTable(
@@ -324,6 +326,7 @@ def build(study: Any, df: pd.DataFrame, labels: dict[str, str], seeding: Any = N
         published=published,
         published_caption=published_caption,
         per_class=per_class,
+        contrasts=contrasts,
         names=names,
         effects=study_effects(study, df),
     )
@@ -359,16 +362,19 @@ def _rule_notes(study: Any, df: pd.DataFrame) -> list[str]:
     """What each coupling rule made of the written values, in the runs (``used:<axis>`` columns of ``collect``)."""
     notes = []
     for rule in study.rules:
-        used = f"used:{rule.scale}"
+        # the axis the rule scales: its key, or the section axis above it (model.head for model.head.rates)
+        axis = rule.scale if rule.scale in study.axes else next(
+            (a for a in study.axes if rule.scale.startswith(a + ".")), rule.scale)  # fmt: skip
+        used = f"used:{axis}"
         if used not in df:
             continue
-        others = [a for a in study.axes if a != rule.scale]
-        pairs = df[[rule.scale, *others, used]].dropna().drop_duplicates()
+        others = [a for a in study.axes if a != axis]
+        pairs = df[[axis, *others, used]].dropna().drop_duplicates()
         shown = "; ".join(
-            f"{row[rule.scale]} → {row[used]}"
+            f"{row[axis]} → {row[used]}"
             + (f" at {', '.join(f'{short_names(others)[a]}={row[a]}' for a in others)}" if others else "")
             for _, row in pairs.iterrows()
-            if row[rule.scale] != row[used]
+            if row[axis] != row[used]
         )
         if rule.feature_map is not None:
             how = (f"{rule.scale} is written for a {rule.feature_map:g}-px feature map (DeepLabv3 writes its rates "

@@ -16,7 +16,7 @@ from ablate.config.schema import Recipe
 from ablate.core.errors import ConfigError
 from ablate.core.hashing import run_id, stable_hash, train_id
 from ablate.core.text import format_value
-from ablate.study.load import LoadedStudy, scale_value
+from ablate.study.load import LoadedStudy, rule_axis, scale_in
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ def effective(loaded: LoadedStudy, axes: dict[str, Any]) -> dict[str, Any]:
     """The recipe overrides a combination stands for, after the study's coupling rules."""
     out = dict(axes)
     for rule in loaded.study.rules:
-        out[rule.scale] = scale_value(out[rule.scale], rule_factor(loaded, rule, axes))
+        axis, inner = rule_axis(loaded.study, rule.scale)
+        out[axis] = scale_in(out[axis], inner, rule_factor(loaded, rule, axes))
     return out
 
 

@@ -74,6 +74,29 @@ def scale_value(value: Any, factor: float) -> Any:
     return max(1, round(value * factor))
 
 
+def rule_axis(study: Study, key: str) -> tuple[str, str] | None:
+    """(axis, key inside its values) of a rule's ``scale``: the axis itself (``model.head.rates``, inner ""), or an
+    axis above it whose values are sections (``model.head`` with values ``{name: aspp, rates: [...]}``, inner
+    ``rates``: scaled in the values that have it); None when neither."""
+    if key in study.axes:
+        return key, ""
+    for axis, values in study.axes.items():
+        if key.startswith(axis + ".") and any(isinstance(v, dict) for v in values):
+            return axis, key[len(axis) + 1 :]
+    return None
+
+
+def scale_in(value: Any, inner: str, factor: float) -> Any:
+    """``value`` scaled at ``inner`` (a dotted key inside a section; "" for the value itself); a section without
+    that key is left as it is."""
+    if not inner:
+        return scale_value(value, factor)
+    head, _, rest = inner.partition(".")
+    if not isinstance(value, dict) or head not in value:
+        return value
+    return {**value, head: scale_in(value[head], rest, factor)}
+
+
 def _check_axes(study: Study, base: dict[str, Any], source: str) -> None:
     zipped = {key for group in study.zip for key in group}  # zipped axes repeat values; their tuples may not
     for key, values in study.axes.items():
@@ -107,9 +130,9 @@ def _check_grid(study: Study, base: dict[str, Any], source: str) -> None:
                 shown = ", ".join(f"{k}={format_value(v)}" for k, v in zip(group, values, strict=True))
                 raise ConfigError(f"{source}: zip[{i}]: ({shown}) is given twice (remove the repeat)")
     for i, rule in enumerate(study.rules):
-        if rule.scale not in study.axes:
+        if rule_axis(study, rule.scale) is None:
             raise _not_axis(study, source, f"rules[{i}].scale", rule.scale)
-        if rule.feature_map is not None:  # scaled per run (to its map side); checked when the grid expands
+        if rule.feature_map is not None or rule.scale not in study.axes:  # checked when the grid expands
             continue
         withs = study.axes.get(rule.with_)
         if withs is None:
@@ -170,11 +193,15 @@ def _check_reference(study: Study, source: str) -> None:
                 raise _not_a_value(study, source, f"reference.rows[{i}].where.{key}", key, value)
         if getattr(row, metric) is None:
             raise ConfigError(f"{source}: reference.rows[{i}]: no published '{metric}' (reference.metric)")
-    for key, value in study.reference.scope.items():
-        if key not in study.axes:
-            raise _not_axis(study, source, "reference.scope", key)
-        if value not in study.axes[key]:
-            raise _not_a_value(study, source, f"reference.scope.{key}", key, value)
+    checked = [("reference.scope", study.reference.scope)]
+    for i, contrast in enumerate(study.reference.contrasts):
+        checked += [(f"reference.contrasts[{i}].a", contrast.a), (f"reference.contrasts[{i}].b", contrast.b)]
+    for where, values in checked:
+        for key, value in values.items():
+            if key not in study.axes:
+                raise _not_axis(study, source, where, key)
+            if value not in study.axes[key]:
+                raise _not_a_value(study, source, f"{where}.{key}", key, value)
 
 
 def grid_keys(study: Study) -> dict[str, str]:

@@ -148,6 +148,17 @@ class ReferenceRow(Strict):
     per_class_iou: dict[str, float] = Field(default_factory=dict)
 
 
+class Contrast(Strict):
+    """A claim of the paper: configuration ``a`` against ``b`` (axis values; the others as in the reference's
+    ``scope``) on each of ``metrics``. The published Δ comes from the rows whose ``where`` are ``a`` and ``b``; the
+    reproduced one is paired over seeds."""
+
+    label: str
+    metrics: list[Scalar] = Field(min_length=1)
+    a: dict[str, Any]
+    b: dict[str, Any]
+
+
 class Reference(Strict):
     """Published numbers of the table a study reproduces (in %, as printed in the paper)."""
 
@@ -160,6 +171,7 @@ class Reference(Strict):
     # the axis values of the configurations the per-class table sets beside the rows' ``per_class_iou`` (e.g.
     # {eval.split: test}: every configuration evaluated on test); {}: every configuration
     scope: dict[str, Any] = Field(default_factory=dict)
+    contrasts: list[Contrast] = Field(default_factory=list)
 
 
 class Study(Strict):
