@@ -51,6 +51,24 @@ def test_plan_imports_no_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_the_job_and_its_threads_are_named_once_for_both_sides(monkeypatch):
+    """The study engine names the job by its import path and sets its threads in the environment; the job (in
+    ``ablate.train``) reads the very names of ``ablate.core.jobs``."""
+    import torch
+
+    from ablate.core.jobs import DEFAULT_JOB, THREADS_ENV
+    from ablate.study.worker import resolve
+    from ablate.train.job import run_job, set_threads
+
+    assert resolve(DEFAULT_JOB) is run_job
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv(THREADS_ENV, "1")
+        assert set_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_zip_include_exclude(tiny_study):
     study = tiny_study("""
         name: g

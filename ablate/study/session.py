@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from ablate.core.errors import ConfigError
 from ablate.core.files import atomic_write
+from ablate.core.jobs import DEFAULT_JOB
 from ablate.core.text import plural
 from ablate.study import adaptive
 from ablate.study.executors import EXECUTORS, Context, ExecutorConfig, Item
@@ -27,7 +28,6 @@ from ablate.study.progress import Progress, result_line
 from ablate.study.stale import find_stale, reset
 from ablate.study.store import Store
 
-DEFAULT_JOB = "ablate.train.job:run_job"
 STATES = ("done", "running", "failed", "pending")
 
 

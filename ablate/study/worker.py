@@ -23,11 +23,10 @@ from typing import Any
 import yaml
 
 from ablate.core import plugins, signals, warn
+from ablate.core.jobs import DEFAULT_JOB
 from ablate.core.locks import file_lock
 from ablate.study import stale, wandb_sink
 from ablate.study.store import Store
-
-DEFAULT_JOB = "ablate.train.job:run_job"
 
 
 def resolve(job_ref: str):

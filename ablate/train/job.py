@@ -13,13 +13,12 @@ import torch
 
 from ablate.config.schema import Recipe
 from ablate.core import warn
+from ablate.core.jobs import THREADS_ENV
 from ablate.data.loader import build_datasets
 from ablate.models.backbone import BuildError
 from ablate.models.segmenter import build_model
 from ablate.train.loop import MODEL_FILE, TRAIN_RECORD, train
 from ablate.train.record import PREDICTIONS_FILE, comparability, evaluate_trained
-
-THREADS_ENV = "ABLATE_THREADS"  # CPU threads of a job, set by the executor that runs it
 
 
 def quiet() -> None:

@@ -29,12 +29,12 @@ from pydantic import Field, PositiveInt, PrivateAttr
 from rich.markup import escape
 
 from ablate.core import signals
+from ablate.core.jobs import THREADS_ENV
 from ablate.core.machine import free_cores
 from ablate.core.schema import Strict
 from ablate.study.executors.base import EXECUTORS, Context, Item, Report, select
 from ablate.study.progress import run_eta, step_line
 
-THREADS_ENV = "ABLATE_THREADS"  # read by the job (ablate.train.job)
 DEFAULT_CPU_THREADS = 1
 
 
