@@ -51,7 +51,7 @@ def lint(session: nox.Session) -> None:
 def bench_crf(session: nox.Session) -> None:
     """Time the dense CRF over the embedded validation set with 1 worker and with the pool (every core)."""
     session.install("-e", ".")
-    session.run("python", "-m", "ablate.train.crf", *session.posargs)
+    session.run("python", "-m", "ablate.bench.crf", *session.posargs)
 
 
 # The commit this repository's speed work started from: `nox -s bench` also times the embedded study with its code.

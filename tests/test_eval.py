@@ -166,6 +166,22 @@ def test_crf_pool_matches_one_worker():
         assert all(np.array_equal(a, b) for a, b in zip(serial, two.submit(items), strict=True))
 
 
+def test_crf_benchmark_times_each_worker_count():
+    """The CRF bench (``python -m ablate.bench.crf``, the bench's crf section) times every worker count it is given,
+    cold and warm: the best wall time is at most the median, and a warm pool's workers' CPU time is unknown."""
+    from ablate.bench.crf import benchmark
+
+    data = synthetic("val", 2, 32, seed=2)
+    probs, rgbs = [_noisy(data[i][1].numpy(), i) for i in range(2)], [data.rgb(i) for i in range(2)]
+    cfg = CRFConfig(enabled=True, iterations=2)
+    for warm in (False, True):
+        times = benchmark(probs, rgbs, cfg, [1, 2], repeats=2, warm=warm)
+        assert set(times) == {1, 2}
+        for n, (best, median, cpu) in times.items():
+            assert 0 < best <= median
+            assert np.isnan(cpu) == (warm and n > 1)
+
+
 def test_evaluate_with_crf(net):
     data = synthetic("val", 6, 48)
     off = evaluate(net, data, EvalConfig(batch_size=4), K)

@@ -82,6 +82,39 @@ def test_run_records_failures_and_resumes(tiny_study, tmp_path):
     assert bad["n"] == 2 and bad["failed"] == 1
 
 
+def test_selection_asks_slurm_only_about_runs_a_slurm_job_was_submitted_for(tiny_study, tmp_path, monkeypatch):
+    """No executor calls ``squeue`` while no run folder names a SLURM job; once one does, the local executor leaves
+    that run to its queued job (busy), and the SLURM executor waits for it rather than submitting it again."""
+    import subprocess
+
+    from ablate.study.executors import EXECUTORS, slurm_queue
+
+    loaded = load_study(tiny_study(STUDY))
+    runs = expand(loaded)
+    store = Store(tmp_path / "results", loaded.study.name)
+    asked = []
+
+    def squeue(cmd, **kwargs):
+        asked.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout="42 PENDING\n", stderr="")
+
+    monkeypatch.setattr(slurm_queue.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(slurm_queue.subprocess, "run", squeue)
+    local, slurm = EXECUTORS["local"](), EXECUTORS["slurm"]()
+    for executor in (local, slurm):
+        todo, busy = executor.select(runs, store)
+        assert sorted(r.id for r in todo) == sorted(r.id for r in runs) and busy == []
+    assert asked == []
+    held = runs[3]
+    store.prepare(held)
+    atomic_write(store.run_dir(held) / slurm_queue.SLURM_FILE, json.dumps({"job_id": "42"}))
+    todo, busy = local.select(runs, store)
+    assert held not in todo and busy == [held] and len(todo) == len(runs) - 1
+    assert len(asked) == 1 and asked[0][-1] == "42"
+    todo, busy = slurm.select(runs, store)
+    assert todo[0] == held and len(todo) == len(runs) and busy == []
+
+
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     path = tmp_path / "metrics.json"
     atomic_write(path, json.dumps({"a": 1}))

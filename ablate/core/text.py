@@ -38,6 +38,12 @@ def short_labels(values: list[Any]) -> list[str]:
     return [format_value(v) if labels.count(label) > 1 else label for v, label in zip(values, labels, strict=True)]
 
 
+def short_names(axes: list[str]) -> dict[str, str]:
+    """Last part of each dotted axis key, or the whole key where two axes share a last part."""
+    last = [a.split(".")[-1] for a in axes]
+    return {a: (n if last.count(n) == 1 else a) for a, n in zip(axes, last, strict=True)}
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``plural(1, "training")`` -> ``1 training``; ``plural(2, "run")`` -> ``2 runs``."""
     return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.core.text import format_value
+from ablate.core.text import format_value, short_names
 from ablate.report import factorial
 
 
@@ -60,7 +60,5 @@ def effects_view(t: Any) -> tuple[pd.DataFrame, list[str]] | None:
     """The effects of a comparison table's study as shown (frame, notes); None when there are none."""
     if t.effects is None or t.effects.table.empty:
         return None
-    from ablate.report.table import short_names
-
     short = short_names(list(t.names))
     return effects_frame(t.effects, t.name, short), effects_notes(t.effects, short)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.core.text import format_value, short_labels
+from ablate.core.text import format_value, short_labels, short_names
 from ablate.report import compare
 from ablate.report.effects import study_effects
 
@@ -166,12 +166,6 @@ def _num(value: Any, scale: float = 1.0, digits: int = 2) -> str:
     if value is None or pd.isna(value):
         return "—"
     return f"{value / scale:.{digits}f}"
-
-
-def short_names(axes: list[str]) -> dict[str, str]:
-    """Last part of each dotted axis key, or the whole key where two axes share a last part."""
-    last = [a.split(".")[-1] for a in axes]
-    return {a: (n if last.count(n) == 1 else a) for a, n in zip(axes, last, strict=True)}
 
 
 def display(summary: pd.DataFrame, axes: list[str], metric: str = "miou") -> pd.DataFrame:

@@ -82,7 +82,8 @@ def print_table(console: Console, shown: pd.DataFrame, title: str, keys: list[st
 
 def lead_columns(t: Any) -> tuple[list[str], list[str]]:
     """(the axis columns, the columns a reader needs next: the table's metric, n, Δ, status)."""
-    from ablate.report.table import metric_title, short_names
+    from ablate.core.text import short_names
+    from ablate.report.table import metric_title
 
     axes = list(short_names(list(t.names)).values())
     return axes, [metric_title(t.metric), "n", f"Δ {metric_title(t.metric)}", "status"]
@@ -121,7 +122,8 @@ def print_comparison(console: Console, t: Any, root: Any, width: int | None = No
 
 def print_seeds(console: Console, t: Any, width: int | None = None) -> None:
     """Every seed's value of the table's metric per configuration; ``!`` marks an outlier seed."""
-    from ablate.report.table import metric_title, seed_table, short_names
+    from ablate.core.text import short_names
+    from ablate.report.table import metric_title, seed_table
 
     shown = seed_table(t)
     keys = list(short_names(list(t.names)).values())

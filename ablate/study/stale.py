@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ablate.core import plugins
 from ablate.core.errors import ConfigError
@@ -22,8 +22,10 @@ from ablate.core.files import atomic_write
 from ablate.core.locks import is_locked
 from ablate.data import DATASETS
 from ablate.models.heads import HEADS
-from ablate.study.grid import Run
 from ablate.study.store import Store
+
+if TYPE_CHECKING:
+    from ablate.study.grid import Run  # for annotations only: no import cycle through the grid
 
 PLUGINS_FILE = "plugins.json"  # in a training folder: the fingerprints of the plugins it was trained with
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ablate.core import plugins
 from ablate.core.files import atomic_write, remove_stale_temporaries
 from ablate.core.locks import is_locked
-from ablate.study.grid import Run
+
+if TYPE_CHECKING:
+    from ablate.study.grid import Run  # for annotations only: no import cycle through the grid
 
 
 class Store:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.report.table import ComparisonTable, metric_title, short_names
+from ablate.core.text import short_names
+from ablate.report.table import ComparisonTable, metric_title
 
 DPI = 200  # 2x: the page shows a figure at 100 CSS px per inch, so the PNG is sharp on high-density screens
 PAGE_INCHES = 12.4  # the widest figure that fits a 1280 px window beside the page margins

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.core.text import short_names
 from ablate.data.base import pascal_colour_map
 from ablate.report.plots.common import PAGE_INCHES, PlotData, finish, pyplot
-from ablate.report.table import ComparisonTable, short_names
+from ablate.report.table import ComparisonTable
 
 PREDICTIONS_FILE = "predictions.npz"  # written by ablate.train.record
 

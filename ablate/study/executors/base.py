@@ -6,7 +6,7 @@ protocol. Torch-free: a job is run by its import path (``ablate.study.worker``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -63,23 +63,14 @@ class Context:
     total: int
 
 
-def queued_elsewhere(runs: list[Run], store: Store) -> set[str]:
-    """Runs whose SLURM job (from an earlier ``ablate run --executor slurm``) is still queued: nothing else may
-    start them."""
-    from ablate.study.executors import slurm
-
-    jobs = {r.id: slurm.submitted_job(store.run_dir(r)) for r in runs}
-    active = slurm.queued_jobs(sorted({j for j in jobs.values() if j}))
-    return {rid for rid, job in jobs.items() if job in active}
-
-
-def select(runs: list[Run], store: Store, retry_failed: bool = False) -> tuple[list[Run], list[Run]]:
-    """(runs to do now, runs another process or a queued SLURM job holds): the pending runs, or with
-    ``retry_failed`` the failed ones; eval-only variants right after the run that trains their model."""
+def select(runs: list[Run], store: Store, retry_failed: bool = False,
+           held: Collection[str] = ()) -> tuple[list[Run], list[Run]]:  # fmt: skip
+    """(runs to do now, runs another process holds or ``held`` names): the pending runs, or with ``retry_failed``
+    the failed ones; eval-only variants right after the run that trains their model. ``held``: run ids something
+    else will run (a queued SLURM job, ``slurm_queue.held_by_slurm``), whatever their state says."""
     states = {r.id: store.state(r) for r in runs}
-    queued = queued_elsewhere([r for r in runs if states[r.id] != "done"], store)
-    todo = [r for r in runs if r.id not in queued and states[r.id] == ("failed" if retry_failed else "pending")]
+    todo = [r for r in runs if r.id not in held and states[r.id] == ("failed" if retry_failed else "pending")]
     order = {tid: i for i, tid in enumerate(dict.fromkeys(r.train_id for r in todo))}
     todo.sort(key=lambda r: order[r.train_id])
-    busy = [r for r in runs if states[r.id] == "running" or r.id in queued]
+    busy = [r for r in runs if states[r.id] == "running" or r.id in held]
     return todo, busy

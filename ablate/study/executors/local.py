@@ -33,6 +33,7 @@ from ablate.core.jobs import THREADS_ENV
 from ablate.core.machine import free_cores
 from ablate.core.schema import Strict
 from ablate.study.executors.base import EXECUTORS, Context, Item, Report, select
+from ablate.study.executors.slurm_queue import held_by_slurm
 from ablate.study.progress import run_eta, step_line
 
 DEFAULT_CPU_THREADS = 1
@@ -111,7 +112,9 @@ class LocalExecutor(Strict):
         return max(1, min(free_cores() // self.cpu_threads(), trainings))
 
     def select(self, runs: list, store: Any, retry_failed: bool = False) -> tuple[list, list]:
-        return select(runs, store, retry_failed)
+        """The runs to do here; a run a queued SLURM job holds (``ablate run --executor slurm --detach``) is busy."""
+        states = {r.id: store.state(r) for r in runs}
+        return select(runs, store, retry_failed, held=held_by_slurm([r for r in runs if states[r.id] != "done"], store))
 
     def run(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool:
         """Run ``items``; ``report(item, record)`` as each finishes; returns True (it waits for every job). Raises

@@ -6,8 +6,6 @@ resumes from its checkpoint. The submitting process may exit: a later ``ablate r
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -19,9 +17,8 @@ from ablate.core.errors import ConfigError
 from ablate.core.files import atomic_write
 from ablate.core.schema import Strict
 from ablate.core.text import plural
-from ablate.study.executors.base import EXECUTORS, Context, Item, Report, queued_elsewhere, select
-
-SLURM_FILE = "slurm.json"
+from ablate.study.executors.base import EXECUTORS, Context, Item, Report, select
+from ablate.study.executors.slurm_queue import SLURM_FILE, held_by_slurm, queued_jobs, submitted_job
 
 
 @EXECUTORS.register
@@ -48,10 +45,10 @@ class SlurmExecutor(Strict):
         """The runs to do, and first those of this study whose SLURM job is still queued: waited for, whatever
         their record says (a requeued job may record a failure when it is killed), never submitted again."""
         states = {r.id: store.state(r) for r in runs}
-        queued = queued_elsewhere([r for r in runs if states[r.id] != "done"], store)
-        todo, busy = select(runs, store, retry_failed)
+        queued = held_by_slurm([r for r in runs if states[r.id] != "done"], store)
+        todo, busy = select(runs, store, retry_failed, held=queued)
         waited = [r for r in runs if r.id in queued]
-        return waited + [r for r in todo if r.id not in queued], [r for r in busy if r.id not in queued]
+        return waited + todo, [r for r in busy if r.id not in queued]
 
     def run(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool:
         """Submit what is not already queued, then (unless ``detach``) wait for every job and report each run.
@@ -121,30 +118,6 @@ class GroupTask:
         import submitit
 
         return submitit.helpers.DelayedSubmission(GroupTask(self.job_ref, self.pairs))
-
-
-def queued_jobs(job_ids: list[str]) -> dict[str, str]:
-    """{job id: SLURM state} for those of ``job_ids`` still in the queue (pending, running, requeued...)."""
-    if not job_ids or shutil.which("squeue") is None:
-        return {}
-    cmd = ["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(job_ids)]  # -r: one line per array task
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    states = {}
-    for line in out.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            states[parts[0]] = parts[1]
-    return {j: states[j] for j in job_ids if j in states}
-
-
-def submitted_job(run_dir: Path) -> str | None:
-    path = run_dir / SLURM_FILE
-    if not path.is_file():
-        return None
-    try:
-        return str(json.loads(path.read_text())["job_id"])
-    except (ValueError, KeyError):
-        return None
 
 
 def check_runs(cfg: SlurmExecutor, items: list[Item], source: str) -> None:
