@@ -47,7 +47,7 @@ def run_adaptive(path, results, plan=None, budget_s=None):
     executor = LocalExecutor(max_parallel=1)
     todo, busy = session.todo(executor)
     started = time.monotonic()
-    summary = session.run(executor, Quiet(), todo, busy, job=fake_job)
+    summary = session.execute(executor, Quiet(), todo, busy, job=fake_job)
     why = session.until_decided(executor, Quiet(), summary, budget_s, started, None, job=fake_job)
     return session, summary, why
 
@@ -184,7 +184,7 @@ def test_cli_until_decided_on_finished_runs(tiny_study, tmp_path, monkeypatch):
     path = tiny_study(LISTED)
     session = StudySession(path, {}, tmp_path / "r")
     executor = LocalExecutor(max_parallel=1)
-    session.run(executor, Quiet(), *session.todo(executor), job=fake_job)
+    session.execute(executor, Quiet(), *session.todo(executor), job=fake_job)
     for key, value in quiet_env().items():
         monkeypatch.setenv(key, value)
     result = CliRunner().invoke(app, ["run", str(path), "--results", str(tmp_path / "r"), "--until-decided",

@@ -1,4 +1,4 @@
-"""bench.md from bench.json (``ablate.bench.run.to_markdown``, one Jinja2 template): the committed reports render to
+"""bench.md from bench.json (``ablate.bench.suite.to_markdown``, one Jinja2 template): the committed reports render to
 the committed bench.md, and the parts a bench did not measure are left out. No bench runs here."""
 
 from __future__ import annotations
@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from ablate.bench.suite import to_markdown
 from conftest import REPO
-
-from ablate.bench.run import to_markdown
 
 
 @pytest.mark.parametrize("folder", ["bench", "bench_load"])

@@ -45,7 +45,8 @@ def test_plan_aspp_rates_shows_coupled_rates():
 
 def test_plan_imports_no_torch():
     code = (
-        "import sys, ablate.cli, ablate.study.session, ablate.config.loading, ablate.report.page; "
+        "import sys, ablate.cli, ablate.study.session, ablate.config.overrides, ablate.config.yaml_io, "
+        "ablate.report.page; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

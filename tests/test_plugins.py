@@ -213,7 +213,7 @@ def test_runs_made_by_other_plugin_code_are_stale_and_rerun_on_request(tiny_stud
     assert (session.store.trainings_dir / none.train_id / "model.pt").exists()
     todo, busy = session.todo(executor, only={mine.id})
     assert todo == [mine] and busy == []
-    session.run(executor, Quiet(), todo, busy, job=_job, rerun_stale=True)
+    session.execute(executor, Quiet(), todo, busy, job=_job, rerun_stale=True)
     assert session.stale() == {} and session.store.state(mine) == "done"
     assert session.store.read_metrics(mine)["plugins"] == {"my_heads.py": plugins.loaded()[0].fingerprint}
 

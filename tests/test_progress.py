@@ -63,7 +63,7 @@ def test_parallel_result_lines_name_their_runs(tiny_study, tmp_path):
     class Interleaving:
         """An executor that reports as the local pool does with two workers: starts and ends interleaved."""
 
-        def run(self, ctx: Context, items: list[Item], report, progress=None) -> bool:
+        def execute(self, ctx: Context, items: list[Item], report, progress=None) -> bool:
             session_items.extend(items)
             records = {it.run.id: _record(it.run, 0.70 + 0.01 * it.index) for it in items}
             records[items[1].run.id] = {"status": "failed", "error": "RuntimeError: boom"}
@@ -86,7 +86,7 @@ def test_parallel_result_lines_name_their_runs(tiny_study, tmp_path):
             pool._handle(w1, "@@done {}", report, [])
             return True
 
-    session.run(Interleaving(), console, runs, [])
+    session.execute(Interleaving(), console, runs, [])
     results = [line for line in console.lines if re.search(r"mIoU \d|failed:|skipped", line)
                and "started" not in line and "step" not in line]  # fmt: skip
     assert len(results) == 4, console.lines
@@ -107,12 +107,12 @@ def test_inline_result_line_names_the_run_too(tiny_study, tmp_path):
     run = session.runs[5]
 
     class One:
-        def run(self, ctx, items, report, progress=None):
+        def execute(self, ctx, items, report, progress=None):
             report(items[0], _record(items[0].run, 0.5, trained=False))
             return True
 
     console = Lines()
-    session.run(One(), console, [run], [])
+    session.execute(One(), console, [run], [])
     assert console.lines[-1] == f"    [1/1] {run.label}: mIoU 50.00 in 1m06s (reused training {run.train_id})"
 
 
@@ -155,11 +155,11 @@ def test_workers_stay_alive_across_runs_while_kept(tiny_study, tmp_path, monkeyp
     rounds = [session.runs[0:2], session.runs[2:4], session.runs[4:6], session.runs[6:8]]
     with session.workers(executor):
         for runs in rounds[:2]:
-            session.run(executor, Lines(), runs, [], job="test_progress:pid_job")
+            session.execute(executor, Lines(), runs, [], job="test_progress:pid_job")
     kept = [pids(rounds[0]), pids(rounds[1])]
     assert len(kept[0]) == 2 and kept[1] == kept[0], kept  # the same two workers took both runs' jobs
     assert all(_gone(pid) for pid in kept[0])  # and ended with the block
     for runs in rounds[2:]:
-        session.run(executor, Lines(), runs, [], job="test_progress:pid_job")
+        session.execute(executor, Lines(), runs, [], job="test_progress:pid_job")
     fresh = [pids(rounds[2]), pids(rounds[3])]
     assert not fresh[0] & fresh[1] and not fresh[0] & kept[0], fresh  # new workers each time

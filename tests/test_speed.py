@@ -184,8 +184,8 @@ def test_confusion_matrix_matches_torchmetrics():
 
 
 def test_bench_quick_writes_report(tmp_path):
-    from ablate.bench.common import BenchConfig
-    from ablate.bench.run import run_bench
+    from ablate.bench.measure import BenchConfig
+    from ablate.bench.suite import run_bench
 
     cfg = BenchConfig.quick_config(out=tmp_path / "bench", loop_steps=3, command="pytest")
     report = run_bench(cfg, ("metrics", "crf", "loop"), log=lambda _: None)

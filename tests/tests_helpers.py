@@ -43,4 +43,4 @@ def run_study(loaded_or_path, results, job, console=None, retry_failed: bool = F
     session = StudySession(getattr(loaded_or_path, "path", loaded_or_path), overrides or {}, results)
     executor = LocalExecutor(max_parallel=parallel)
     todo, busy = session.todo(executor, retry_failed)
-    return session.run(executor, console or Quiet(), todo, busy, job=job, retry_failed=retry_failed)
+    return session.execute(executor, console or Quiet(), todo, busy, job=job, retry_failed=retry_failed)

@@ -55,8 +55,8 @@ def bench(
     torchmetrics, the dense CRF pool's speed-up, and two studies sharing the machine. About 20 minutes on 2 cores;
     --quick takes about one.
     """
-    from ablate.bench.common import BenchConfig
-    from ablate.bench.run import SECTIONS, run_bench
+    from ablate.bench.measure import BenchConfig
+    from ablate.bench.suite import SECTIONS, run_bench
 
     kw: dict[str, Any] = {"out": out, "command": "ablate bench " + " ".join(sys.argv[2:])}
     for key, value in (("batch", batch), ("size", size), ("steps", steps), ("loop_steps", loop_steps)):

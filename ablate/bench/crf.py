@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     """Benchmark the CRF pool on the embedded validation set: ``python -m ablate.bench.crf [--recipe R]``."""
     import argparse
 
-    from ablate.config.loading import load_recipe
+    from ablate.config.yaml_io import load_recipe
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--recipe", default="recipes/synthetic.yaml", help="recipe whose data: and eval.crf are used")

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ablate.bench.common import BenchConfig
 from ablate.bench.gemm import machine_gemm_peak
+from ablate.bench.measure import BenchConfig
 from ablate.bench.models import _batch, _train_step_fn, ablate_deeplabv3, ablate_sgd, step_flops, time_step
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ablate.bench.common import _best, _device, _sync
+from ablate.bench.measure import bench_device, best_of, sync
 
 GEMM_ENGINES = ("matmul", "conv1x1")
 
@@ -16,7 +16,7 @@ def gemm_product(n: int, dtype: torch.dtype, engine: str) -> Callable[[], torch.
     """One n x n x n matrix product (2 n^3 FLOPs) on the bench device, by ``engine``: ``"matmul"`` is ``a @ b``
     (on CPU, fp32 goes to the BLAS, MKL); ``"conv1x1"`` is the same product as a 1x1 convolution over an n-pixel
     channels_last map (on CPU, oneDNN, the library that runs the model's convolutions)."""
-    dev = _device()
+    dev = bench_device()
     if engine == "matmul":
         a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
         return lambda: a @ b
@@ -39,9 +39,9 @@ def gemm_peak(n: int, dtype: torch.dtype, repeats: int, engine: str) -> float:
     def go() -> None:
         for _ in range(reps):
             product()
-        _sync()
+        sync()
 
-    return 2 * n**3 * reps / _best(go, repeats)
+    return 2 * n**3 * reps / best_of(go, repeats)
 
 
 def machine_gemm_peak(sizes: list[int], dtype: torch.dtype, repeats: int) -> tuple[float, dict[str, float]]:

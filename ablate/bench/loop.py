@@ -14,12 +14,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ablate.bench.common import BenchConfig, _best
+from ablate.bench.measure import BenchConfig, best_of
 
 
 def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     """ablate's ``train`` vs a bare loop: same recipe, model, data, optimiser, schedule, batches."""
-    from ablate.config.loading import load_recipe
+    from ablate.config.yaml_io import load_recipe
     from ablate.data.loader import build_datasets, train_loader
     from ablate.models.segmenter import build_model
     from ablate.train.cpu_speed import prepare_for_device
@@ -66,7 +66,7 @@ def bench_loop(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     times: dict[str, list[float]] = {"bare": [], "ablate": []}
     for i in range(cfg.loop_pairs):  # back to back, alternating which goes first
         for name in ("bare", "ablate") if i % 2 == 0 else ("ablate", "bare"):
-            times[name].append(_best(bare if name == "bare" else whole, 1))
+            times[name].append(best_of(bare if name == "bare" else whole, 1))
     pairs = [a / b for a, b in zip(times["ablate"], times["bare"], strict=True)]
 
     def with_hook(hook: Callable[[int], None]) -> None:

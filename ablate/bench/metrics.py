@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ablate.bench.common import BenchConfig, _best, _device, _sync
+from ablate.bench.measure import BenchConfig, bench_device, best_of, sync
 from ablate.core.machine import available_cores
 
 
@@ -18,24 +18,24 @@ def bench_metrics(cfg: BenchConfig) -> dict[str, Any]:
 
     k, n, size = cfg.classes, 8, 64 if cfg.quick else 256
     g = torch.Generator().manual_seed(0)
-    preds = torch.randint(0, k, (n, size, size), generator=g).to(_device())
+    preds = torch.randint(0, k, (n, size, size), generator=g).to(bench_device())
     target = torch.randint(0, k, (n, size, size), generator=g)
     target[:, ::7] = 255
-    target = target.to(_device())
-    ours = confusion_metric(k, 255, sync=False).to(_device())
-    theirs = MulticlassJaccardIndex(num_classes=k, ignore_index=255, average="macro").to(_device())
+    target = target.to(bench_device())
+    ours = confusion_metric(k, 255, sync=False).to(bench_device())
+    theirs = MulticlassJaccardIndex(num_classes=k, ignore_index=255, average="macro").to(bench_device())
     reps = 5 if cfg.quick else 20
 
     def loop(metric) -> Callable[[], None]:
         def go() -> None:
             for _ in range(reps):
                 metric.update(preds, target)
-            _sync()
+            sync()
 
         return go
 
-    a = _best(loop(ours), cfg.repeats + 1) / reps
-    b = _best(loop(theirs), cfg.repeats + 1) / reps
+    a = best_of(loop(ours), cfg.repeats + 1) / reps
+    b = best_of(loop(theirs), cfg.repeats + 1) / reps
     return {
         "tensors": f"{n} x {size} x {size}, {k} classes, ignore 255",
         "ablate_update_ms": round(1e3 * a, 3),

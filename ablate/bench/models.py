@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.bench.common import BenchConfig, _best, _device, _sync
+from ablate.bench.measure import BenchConfig, bench_device, best_of, sync
 
 
 def ablate_deeplabv3(classes: int) -> nn.Module:
@@ -24,7 +24,7 @@ def ablate_deeplabv3(classes: int) -> nn.Module:
             "head": {"name": "aspp", "rates": [6, 12, 18], "image_pooling": True, "channels": 256},
         }
     )
-    return prepare_for_device(build_model(cfg, classes), _device())  # as training runs it on this device
+    return prepare_for_device(build_model(cfg, classes), bench_device())  # as training runs it on this device
 
 
 class _OutOnly(nn.Module):
@@ -71,7 +71,7 @@ def _batch(cfg: BenchConfig) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(cfg.batch, 3, cfg.size, cfg.size, generator=g)
     y = torch.randint(0, cfg.classes, (cfg.batch, cfg.size, cfg.size), generator=g)
-    return x.to(_device()), y.to(_device())
+    return x.to(bench_device()), y.to(bench_device())
 
 
 def torch_sgd(params) -> torch.optim.Optimizer:
@@ -88,19 +88,19 @@ def ablate_sgd(params) -> torch.optim.Optimizer:
 
 
 def _train_step_fn(model: nn.Module, x, y, channels_last: bool, bf16: bool, optimizer=torch_sgd) -> Callable[[], None]:
-    model.train().to(_device())
+    model.train().to(bench_device())
     if channels_last:
         model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = optimizer(model.parameters())
 
     def step() -> None:
-        with torch.autocast(_device().type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(bench_device().type, dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(model(x), y, ignore_index=255)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync()
+        sync()
 
     return step
 
@@ -123,4 +123,4 @@ def time_step(model: nn.Module, cfg: BenchConfig, channels_last: bool, bf16: boo
     step = _train_step_fn(model, x, y, channels_last, bf16, optimizer)
     for _ in range(cfg.warmup):
         step()
-    return _best(step, cfg.steps)
+    return best_of(step, cfg.steps)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ablate.bench.common import BenchConfig, _best
+from ablate.bench.measure import BenchConfig, best_of
 from ablate.bench.models import PEERS, _batch, _train_step_fn, ablate_deeplabv3, ablate_sgd, step_flops, torch_sgd
 
 
@@ -39,7 +39,7 @@ def bench_step(cfg: BenchConfig) -> dict[str, Any]:
     times: dict[int, list[float]] = {i: [] for i in range(len(fns))}
     for _ in range(cfg.steps):
         for i, (_row, step) in enumerate(fns):
-            times[i].append(_best(step, 1))
+            times[i].append(best_of(step, 1))
     for i, (row, _step) in enumerate(fns):
         t = min(times[i])
         row.update(step_s=round(t, 4), images_per_s=round(cfg.batch / t, 2), all_s=[round(v, 3) for v in times[i]])

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ablate.bench.common import BenchConfig, _best
+from ablate.bench.measure import BenchConfig, best_of
 
 
 def _python_env(src: Path | None) -> dict[str, str]:
@@ -50,7 +50,7 @@ def _study_records(results: Path) -> list[dict[str, Any]]:
 
 def _cold_import_s() -> float:
     code = "import ablate.train.job, ablate.study.session"
-    return _best(lambda: subprocess.run([sys.executable, "-c", code], env=_python_env(None), check=True), 2)
+    return best_of(lambda: subprocess.run([sys.executable, "-c", code], env=_python_env(None), check=True), 2)
 
 
 def _miou_by_config(records: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -75,7 +75,7 @@ def git_top() -> Path:
 
 
 def bench_study(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
-    from ablate.config.loading import load_recipe
+    from ablate.config.yaml_io import load_recipe
     from ablate.data.synthetic import _generate
     from ablate.models.segmenter import build_model
 
@@ -101,11 +101,11 @@ def bench_study(cfg: BenchConfig, tmp: Path) -> dict[str, Any]:
     # the parts of the fixed cost
     recipe = load_recipe(cfg.recipe)
     out["cold_start_and_imports_s"] = round(_cold_import_s(), 2)
-    out["model_build_s"] = round(_best(lambda: build_model(recipe.model, 5), 3), 3)
+    out["model_build_s"] = round(best_of(lambda: build_model(recipe.model, 5), 3), 3)
     d = recipe.data
     _generate.cache_clear()
-    out["data_setup_s_first"] = round(_best(lambda: _generate("train", d.num_train, d.image_size, d.seed), 1), 3)
-    out["data_setup_s_cached"] = round(_best(lambda: _generate("train", d.num_train, d.image_size, d.seed), 1), 5)
+    out["data_setup_s_first"] = round(best_of(lambda: _generate("train", d.num_train, d.image_size, d.seed), 1), 3)
+    out["data_setup_s_cached"] = round(best_of(lambda: _generate("train", d.num_train, d.image_size, d.seed), 1), 5)
     fp32 = _miou_by_config(records)
     out["miou_fp32"] = {k: [round(v, 2) for v in vs] for k, vs in fp32.items()}
     if cfg.before:

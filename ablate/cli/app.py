@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from typer.exceptions import TyperException
 
-from ablate.cli.common import console, err_console
+from ablate.cli.console import console, err_console
 from ablate.core import signals
 
 # The order the help lists the commands in: the order a user meets them (run a study, look at it, evaluate again),

@@ -12,14 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ablate.cli.app import app
-from ablate.cli.common import (
-    console,
-    print_and_save_table,
-    print_stale,
-    session_of,
-    user_errors,
-    write_report,
-)
+from ablate.cli.console import console, user_errors
 from ablate.cli.options import (
     FORMAT_CHOICES,
     AxisOpt,
@@ -30,6 +23,7 @@ from ablate.cli.options import (
     SetOpt,
     StudyArg,
 )
+from ablate.cli.session_io import print_and_save_table, print_stale, session_of, write_report
 from ablate.core.errors import ConfigError
 
 
@@ -163,7 +157,7 @@ def eval_(
     The result is written to RUN_DIR/evals/<eval id>.json; the run's own metrics.json (what the study's table
     reads) is left as it is. Bad input exits with code 2 and a one-line message.
     """
-    from ablate.config.loading import parse_sets
+    from ablate.config.overrides import parse_sets
     from ablate.train.eval_run import load_run
 
     with user_errors():

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ablate.cli.app import app
-from ablate.cli.common import console, err_console, fail, user_errors
+from ablate.cli.console import console, err_console, fail, user_errors
 from ablate.cli.options import SetOpt
 from ablate.core.errors import ConfigError
 
@@ -39,8 +39,9 @@ def data_sets(path: Path, sets: list[str] | None) -> list[tuple[Any, str]]:
     """The distinct ``data:`` sections a recipe (with ``--set``) or a study's runs read, each with where its root is
     set (for errors)."""
     from ablate.config.errors import validate
-    from ablate.config.loading import apply_overrides, check_block, load_yaml, parse_sets
+    from ablate.config.overrides import apply_overrides, check_block, parse_sets
     from ablate.config.schema import Recipe
+    from ablate.config.yaml_io import load_yaml
     from ablate.study.adhoc import is_recipe
 
     overrides = parse_sets(sets)

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ablate.cli.app import app
-from ablate.cli.common import console, user_errors
+from ablate.cli.console import console, user_errors
 
 # kind -> (module, registry, the recipe or study key that picks an entry)
 REGISTRIES = {

@@ -9,15 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ablate.cli.app import app
-from ablate.cli.common import (
-    console,
-    err_console,
-    print_and_save_table,
-    print_stale,
-    session_of,
-    user_errors,
-    write_report,
-)
+from ablate.cli.console import console, err_console, user_errors
 from ablate.cli.options import (
     WANDB_MODES,
     AxisOpt,
@@ -29,6 +21,7 @@ from ablate.cli.options import (
     StudyArg,
     WandbOpt,
 )
+from ablate.cli.session_io import print_and_save_table, print_stale, session_of, write_report
 from ablate.core import signals
 from ablate.core.errors import ConfigError
 
@@ -145,7 +138,7 @@ def run(
     try:
         with session.workers(exec_cfg):  # adaptive seeds' rounds run on the same worker processes
             began = time.monotonic()
-            summary = session.run(exec_cfg, console, todo, busy, retry_failed=retry_failed,
+            summary = session.execute(exec_cfg, console, todo, busy, retry_failed=retry_failed,
                                   rerun_stale=rerun_stale)
             if plan is not None and summary.waited and not retry_failed:
                 wall = (time.monotonic() - began) / len(todo) if todo else None

@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from ablate.core.files import atomic_write
 from ablate.core.text import format_value
 from ablate.report.plots import PLOTS, Figure, PlotData, Unavailable
-from ablate.report.plots.common import DPI
+from ablate.report.plots.figure import DPI
 from ablate.report.render import HTML_STYLE, to_html_fragment, to_markdown
 from ablate.report.table import ComparisonTable
 

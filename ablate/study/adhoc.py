@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ablate.config.loading import load_yaml
+from ablate.config.yaml_io import load_yaml
 from ablate.core.errors import ConfigError
 from ablate.core.text import format_value
 

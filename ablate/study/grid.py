@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ablate.config.errors import format_error
-from ablate.config.loading import apply_overrides, get_dotted
+from ablate.config.overrides import apply_overrides, get_dotted
 from ablate.config.schema import Recipe
 from ablate.core.errors import ConfigError
 from ablate.core.hashing import run_id, stable_hash, train_id

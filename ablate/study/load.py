@@ -10,8 +10,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ablate.config.errors import validate
-from ablate.config.loading import apply_overrides, check_block, check_override, get_dotted, load_yaml
+from ablate.config.overrides import apply_overrides, check_block, check_override, get_dotted
 from ablate.config.schema import Recipe
+from ablate.config.yaml_io import load_yaml
 from ablate.core import plugins
 from ablate.core.errors import ConfigError, did_you_mean
 from ablate.core.text import format_value

@@ -99,7 +99,7 @@ class StudySession:
         """Make those stale runs pending again (and their trainings, where made by other plugin code)."""
         reset([r for r in self.runs if r.id in ids], self.store)
 
-    def run(self, executor: ExecutorConfig, console: Printer, todo: list[Run], busy: list[Run],
+    def execute(self, executor: ExecutorConfig, console: Printer, todo: list[Run], busy: list[Run],
             job: str = DEFAULT_JOB, retry_failed: bool = False, rerun_stale: bool = False) -> Summary:  # fmt: skip
         """Run ``todo`` on ``executor``. Raises ``Interrupted`` (runs stay resumable) when asked to stop."""
         trainings = len({r.train_id for r in self.runs})
@@ -124,7 +124,7 @@ class StudySession:
 
         items = [Item(i, r, self.store.prepare(r), self.store.training_dir(r)) for i, r in enumerate(todo, start=1)]
         ctx = Context(store=self.store, job=job, console=console, study_path=self.loaded.path, total=len(items))
-        summary.waited = executor.run(ctx, items, report, Progress(console=console, total_runs=len(items)))
+        summary.waited = executor.execute(ctx, items, report, Progress(console=console, total_runs=len(items)))
         return summary
 
     def until_decided(self, executor: ExecutorConfig, console: Printer, summary: Summary, budget_s: float | None,
@@ -135,7 +135,7 @@ class StudySession:
 
         def run_round(new: list[Run]) -> None:
             todo = [r for r in new if self.store.state(r) == "pending"]
-            done = self.run(executor, console, todo, [], job=job)
+            done = self.execute(executor, console, todo, [], job=job)
             summary.done += done.done
             summary.failed += done.failed
             summary.busy += done.busy
@@ -145,7 +145,7 @@ class StudySession:
 
     @staticmethod
     def workers(executor: ExecutorConfig) -> contextlib.AbstractContextManager:
-        """Inside, the executor's worker processes (where it has any: local) outlive each ``run`` and take the next
+        """Inside, the executor's worker processes (where it has any: local) outlive each ``execute`` and take the next
         one's jobs: adaptive seeds' rounds pay the workers' imports and generated data once."""
         keep = getattr(executor, "keep_workers", None)
         return keep() if keep is not None else contextlib.nullcontext()

@@ -48,7 +48,7 @@ def _label(spec: dict[str, Any]) -> str:
     return f"{axes} seed={spec.get('seed')}".strip()
 
 
-def execute(
+def execute_job(
     job_ref: str | Callable, run_dir: str | Path, train_dir: str | Path, progress: Any = None
 ) -> dict[str, Any]:
     """Run the job of ``run_dir`` (its config.yaml) and write ``metrics.json`` (status done or failed).
@@ -128,7 +128,7 @@ def _one(job: str, run_dir: str, train_dir: str) -> int:
     # a DDP job's other ranks share rank 0's stdout: only rank 0 may tell the parent that the job ended
     lead = global_rank() == 0
     try:
-        record = execute(job, run_dir, train_dir, LinePrinter())
+        record = execute_job(job, run_dir, train_dir, LinePrinter())
     except signals.Interrupted as stop:
         if lead:
             say(f"@@interrupted {json.dumps({'where': stop.where})}")

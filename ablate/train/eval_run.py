@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ablate.config.loading import apply_overrides, check_override
+from ablate.config.overrides import apply_overrides, check_override
 from ablate.config.schema import Recipe
 from ablate.core import plugins
 from ablate.core.errors import ConfigError

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablate.report.plots import axes, confusion, cost, curves, effects, per_class, qualitative, reach, seeds
-from ablate.report.plots.common import Figure, PlotData, Unavailable
+from ablate.report.plots.figure import Figure, PlotData, Unavailable
 
 __all__ = ["PLOTS", "Figure", "Plot", "PlotData", "Unavailable"]
 

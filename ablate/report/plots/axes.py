@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ablate.report.plots.common import OUTLIER, PAGE_INCHES, PlotData, finish, pyplot, slanted, tick_labels
+from ablate.report.plots.figure import OUTLIER, PAGE_INCHES, PlotData, finish, pyplot, slanted, tick_labels
 
 
 def _numeric(values: list[str]) -> bool:

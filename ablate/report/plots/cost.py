@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ablate.report.plots.common import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
+from ablate.report.plots.figure import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
 
 KEYS = [("macs", 1e9, "GMACs per image"), ("latency_ms", 1, "latency (ms)"), ("params", 1e6, "parameters (M)")]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.core.curve import CURVE_FILE, VAL_FILE, read_curve, read_val
-from ablate.report.plots.common import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
+from ablate.report.plots.figure import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
 
 
 def smooth(values: pd.Series, points: int) -> pd.Series:

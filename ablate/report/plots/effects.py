@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from ablate.report.effects import effects_view
-from ablate.report.plots.common import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
+from ablate.report.plots.figure import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
 
 KINDS = {"main": ("#0072B2", "main effect"), "interaction": ("#E69F00", "interaction")}
 

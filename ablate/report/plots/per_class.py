@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ablate.report.plots.common import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
+from ablate.report.plots.figure import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
 
 MAX_CLASSES = 30
 

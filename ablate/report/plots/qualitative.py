@@ -11,7 +11,7 @@ from typing import Any
 
 from ablate.core.text import short_names
 from ablate.data.base import pascal_colour_map
-from ablate.report.plots.common import PAGE_INCHES, PlotData, finish, pyplot
+from ablate.report.plots.figure import PAGE_INCHES, PlotData, finish, pyplot
 from ablate.report.table import ComparisonTable
 
 PREDICTIONS_FILE = "predictions.npz"  # written by ablate.train.record

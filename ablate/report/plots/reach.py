@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablate.report.plots.common import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
+from ablate.report.plots.figure import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
 
 DISTANCE_AXIS = "data.context_distance"
 

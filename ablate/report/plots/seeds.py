@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ablate.report.plots.common import OUTLIER, PAGE_INCHES, PlotData, finish, pyplot
+from ablate.report.plots.figure import OUTLIER, PAGE_INCHES, PlotData, finish, pyplot
 
 
 def plot(d: PlotData, out: Path) -> None:

@@ -38,17 +38,17 @@ Report = Callable[[Item, dict[str, Any]], None]  # called once per item with its
 
 
 class Executor(Protocol):
-    """``select`` picks the runs this command does (or waits for) and those another process holds; ``run`` runs
-    the items and reports each, and returns whether it waited for them (False: submitted and left, e.g. SLURM's
-    ``--detach``). ``run`` raises ``ablate.core.signals.Interrupted`` when the command is asked to stop. An executor
+    """``select`` picks the runs this command does (or waits for) and those another process holds; ``execute``
+    runs the items and reports each, and returns whether it waited for them (False: submitted and left, e.g. SLURM's
+    ``--detach``). ``execute`` raises ``ablate.core.signals.Interrupted`` when the command is asked to stop. An executor
     with worker processes may also offer ``keep_workers()``, a context manager inside which they outlive each
-    ``run`` (``StudySession.workers``)."""
+    ``execute`` (``StudySession.workers``)."""
 
     kind: str
 
     def select(self, runs: list[Run], store: Store, retry_failed: bool = False) -> tuple[list[Run], list[Run]]: ...
 
-    def run(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool: ...
+    def execute(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool: ...
 
 
 @dataclass

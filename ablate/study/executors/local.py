@@ -83,7 +83,7 @@ class LocalExecutor(Strict):
 
     @contextmanager
     def keep_workers(self) -> Iterator[None]:
-        """Inside, the worker processes outlive each ``run`` and take the next one's jobs (adaptive seeds' rounds):
+        """Inside, the worker processes outlive each ``execute`` and take the next one's jobs (adaptive seeds' rounds):
         each pays its imports and its generated data once, not once a round. They end when it is left."""
         self._keep += 1
         try:
@@ -116,7 +116,7 @@ class LocalExecutor(Strict):
         states = {r.id: store.state(r) for r in runs}
         return select(runs, store, retry_failed, held=held_by_slurm([r for r in runs if states[r.id] != "done"], store))
 
-    def run(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool:
+    def execute(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool:
         """Run ``items``; ``report(item, record)`` as each finishes; returns True (it waits for every job). Raises
         ``Interrupted`` (after the running jobs have checkpointed) when this process is asked to stop."""
         if not items:
@@ -133,7 +133,7 @@ class LocalExecutor(Strict):
             self.close()
             pool = self._pool = _Pool(self, ctx, parallel, gpus)
         try:
-            pool.run(items, report)
+            pool.execute(items, report)
         except BaseException:
             self._pool = None  # stopped (its workers have ended) or broken: never reused
             raise
@@ -143,14 +143,14 @@ class LocalExecutor(Strict):
         return True
 
     def _inline(self, ctx: Context, items: list[Item], report: Report, gpus: list[str], progress) -> None:
-        from ablate.study.worker import execute
+        from ablate.study.worker import execute_job
 
         for item in items:
             if on_cpu(item, gpus):
                 os.environ[THREADS_ENV] = str(self.cpu_threads())
             if progress is not None:
                 progress.start_run(item.index, item.run)
-            record = execute(ctx.job, item.run_dir, item.train_dir, progress)
+            record = execute_job(ctx.job, item.run_dir, item.train_dir, progress)
             if progress is not None:
                 progress.end_run()
             report(item, record)
@@ -233,7 +233,7 @@ class _Pool:
             if w.proc.poll() is None and w.proc.stdin is not None and not w.proc.stdin.closed:
                 w.proc.stdin.close()  # idle servers end at EOF
 
-    def run(self, items: list[Item], report: Report) -> None:
+    def execute(self, items: list[Item], report: Report) -> None:
         waiting = list(items)
         free = list(self.gpus)
         for w in self.workers:  # kept from an earlier run: their GPUs are theirs still

@@ -50,7 +50,7 @@ class SlurmExecutor(Strict):
         waited = [r for r in runs if r.id in queued]
         return waited + todo, [r for r in busy if r.id not in queued]
 
-    def run(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool:
+    def execute(self, ctx: Context, items: list[Item], report: Report, progress: Any = None) -> bool:
         """Submit what is not already queued, then (unless ``detach``) wait for every job and report each run.
         Returns whether it waited for the results."""
         console, store = ctx.console, ctx.store
@@ -105,11 +105,11 @@ class GroupTask:
         self.job_ref, self.pairs = job_ref, pairs
 
     def __call__(self) -> list[str]:
-        from ablate.study.worker import LinePrinter, execute
+        from ablate.study.worker import LinePrinter, execute_job
 
         statuses = []
         for run_dir, train_dir in self.pairs:
-            record = execute(self.job_ref, run_dir, train_dir, LinePrinter())
+            record = execute_job(self.job_ref, run_dir, train_dir, LinePrinter())
             print(f"{Path(run_dir).name}: {record.get('status')} {record.get('error', '')}", flush=True)
             statuses.append(record.get("status", ""))
         return statuses

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ablate.bench.common import BenchConfig
+from ablate.bench.measure import BenchConfig
 from ablate.bench.study import _python_env, _run_study, _study_records
 
 

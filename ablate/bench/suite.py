@@ -14,8 +14,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from ablate.bench import flops, load, loop, metrics, step, study
-from ablate.bench.common import BenchConfig, _jsonable, machine
+from ablate.bench import flops, loop, machine_load, metrics, step, study
+from ablate.bench.measure import BenchConfig, jsonable, machine
 from ablate.core.text import markdown_table
 
 SECTIONS = ("step", "flops", "loop", "study", "metrics", "crf", "load")
@@ -34,7 +34,7 @@ def _measure(name: str, cfg: BenchConfig, report: dict[str, Any], tmp: Path) -> 
         return metrics.bench_metrics(cfg)
     if name == "crf":
         return metrics.bench_crf(cfg)
-    return load.bench_load(cfg, tmp)
+    return machine_load.bench_load(cfg, tmp)
 
 
 def _step_cells(row: dict[str, Any]) -> list[Any]:
@@ -67,7 +67,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 def run_bench(cfg: BenchConfig, sections: tuple[str, ...] = SECTIONS, log: Callable[[str], None] = print) -> dict:
     started = time.perf_counter()
-    report: dict[str, Any] = {"command": cfg.command, "quick": cfg.quick, "config": _jsonable(asdict(cfg))}
+    report: dict[str, Any] = {"command": cfg.command, "quick": cfg.quick, "config": jsonable(asdict(cfg))}
     report["machine"] = machine()
     cfg.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="ablate-bench-"))
@@ -83,6 +83,6 @@ def run_bench(cfg: BenchConfig, sections: tuple[str, ...] = SECTIONS, log: Calla
         shutil.rmtree(tmp, ignore_errors=True)
     report["load_avg_end"] = os.getloadavg()
     report["total_s"] = round(time.perf_counter() - started, 1)
-    (cfg.out / "bench.json").write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    (cfg.out / "bench.json").write_text(json.dumps(jsonable(report), indent=2) + "\n")
     (cfg.out / "bench.md").write_text(to_markdown(report) + "\n")
     return report

@@ -1,41 +1,18 @@
-"""Recipes from YAML, and the dotted overrides that studies and ``--set`` apply to them, each checked against the
-schema with a one-line error naming where the bad value came from."""
+"""The dotted overrides that studies and ``--set`` apply to a recipe (``model.head.rates: [6, 12]``), each checked
+against the schema with a one-line error naming where the bad value came from."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from ablate.config.errors import format_error, validate
+from ablate.config.errors import format_error
 from ablate.config.schema import Recipe
-from ablate.core import plugins
 from ablate.core.errors import ConfigError
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
-    if data is None:  # empty, whitespace or comments only: almost surely a mistake, never "every default"
-        raise ConfigError(
-            f"{path}: the file is empty; a study names its recipe and axes (e.g. studies/aspp_rates.yaml), a recipe "
-            "its data, model, train and eval sections (e.g. recipes/synthetic.yaml)"
-        )
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
-    return data
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -76,14 +53,6 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
                 section.clear()
         set_dotted(out, key, value)
     return out
-
-
-def load_recipe(path: str | Path) -> Recipe:
-    """A recipe file, after the plugins it names (``plugins:``, not part of the recipe) and the installed ones."""
-    data = load_yaml(path)
-    plugins.load_entry_points()
-    plugins.load(data.pop("plugins", None), Path(path).parent, f"{path}: plugins")
-    return validate(Recipe, data, str(path))
 
 
 def parse_sets(sets: list[str] | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What every bench section shares: the configuration, the bench device, best-of timing, the machine's facts."""
+"""What every bench section measures with: the configuration, the bench device, best-of timing, the machine's facts."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class BenchConfig:
         return cls(**base)
 
 
-def _best(fn: Callable[[], Any], repeats: int) -> float:
+def best_of(fn: Callable[[], Any], repeats: int) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -59,12 +59,12 @@ def _best(fn: Callable[[], Any], repeats: int) -> float:
     return min(times)
 
 
-def _sync() -> None:
+def sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
 
-def _device() -> torch.device:
+def bench_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -87,11 +87,11 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
+        return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     return obj

@@ -1,44 +1,23 @@
-"""What the commands share: the consoles, one-line bad input, the study session, the table and
-the report as the commands print them."""
+"""A command's study session, opened from its arguments (a study, or a recipe with ``--axis``), and what the
+commands print and save from it: the table, the stale runs, the report."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import typer
-from rich.console import Console
 from rich.markup import escape
 
+from ablate.cli.console import console, err_console
 from ablate.core.errors import ConfigError
-from ablate.report.terminal import terminal_width
-
-console = Console(highlight=False, width=terminal_width())
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-
-def fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {escape(message)}", markup=True)
-    raise typer.Exit(2)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Bad input: one line on stderr, exit code 2, never a traceback."""
-    try:
-        yield
-    except ConfigError as exc:
-        fail(str(exc))
 
 
 def session_of(study: Path, sets: list[str] | None, results: Path, axes: list[str] | None = None,
                seeds: str | None = None, save: Path | None = None, recipe: Path | None = None):  # fmt: skip
     """The study session of STUDY (``--seeds`` and ``--recipe`` replace its own), or of the ad-hoc study of a
     recipe and ``--axis`` options."""
-    from ablate.config.loading import load_yaml, parse_sets
+    from ablate.config.overrides import parse_sets
+    from ablate.config.yaml_io import load_yaml
     from ablate.study import adhoc
     from ablate.study.session import StudySession
 
