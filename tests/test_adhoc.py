@@ -74,3 +74,35 @@ def test_adhoc_study_interrupted_and_resumed(tmp_path):
     again = _ablate(*args, cwd=tmp_path, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming from step" in again.stdout and "2 runs" in again.stdout
+
+
+@pytest.mark.parametrize("adhoc", [False, True])
+def test_a_command_parses_its_study_and_recipe_once(tmp_path, monkeypatch, adhoc):
+    """Before a study is loaded the command asks whether its file is a study or a recipe and whether it parses; the
+    study and its recipe are each parsed once all the same, and every caller gets its own copy of the mapping."""
+    import yaml
+
+    from ablate.cli.session_io import session_of
+    from ablate.config import yaml_io
+
+    (tmp_path / "recipe.yaml").write_text(TINY_RECIPE)
+    study = tmp_path / "study.yaml"
+    study.write_text("name: s\nrecipe: recipe.yaml\naxes: {model.output_stride: [8, 16]}\nseeds: [0]\n")
+    yaml_io._parse.cache_clear()
+    parsed, safe_load = [], yaml.safe_load
+    monkeypatch.setattr(yaml, "safe_load", lambda text, *a, **kw: parsed.append(text) or safe_load(text, *a, **kw))
+    if adhoc:
+        session = session_of(tmp_path / "recipe.yaml", None, tmp_path / "results", axes=["model.output_stride=8,16"])
+        made = tmp_path / "results" / session.study.name / "study.yaml"
+        parsed.remove("[8,16]")  # the --axis values
+        assert sorted(parsed) == sorted([TINY_RECIPE, made.read_text()])
+    else:
+        session = session_of(study, None, tmp_path / "results")
+        assert sorted(parsed) == sorted([TINY_RECIPE, study.read_text()])
+    assert len(session.runs) == 2
+    first = yaml_io.load_yaml(study)
+    first["name"] = "changed"
+    assert yaml_io.load_yaml(study)["name"] == "s"
+    study.write_text(study.read_text().replace("name: s", "name: t"))
+    assert yaml_io.load_yaml(study)["name"] == "t"
+

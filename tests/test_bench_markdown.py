@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from ablate.bench.suite import to_markdown
 from conftest import REPO
+
+from ablate.bench.suite import to_markdown
 
 
 @pytest.mark.parametrize("folder", ["bench", "bench_load"])

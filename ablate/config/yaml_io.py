@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,20 @@ from ablate.core import plugins
 from ablate.core.errors import ConfigError
 
 
+@functools.lru_cache(maxsize=64)
+def _parse(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping a study or recipe file holds, as a fresh copy the caller may change. A command asks for its study
+    several times before the study is loaded (is it a study or a recipe, is it there at all); each text is parsed
+    once: the parse is kept by the file's text, so a file that changes is parsed again."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = copy.deepcopy(_parse(path.read_text()))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

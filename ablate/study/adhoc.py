@@ -63,7 +63,7 @@ def write_adhoc(recipe: Path, axis_items: list[str], seeds: str | None, results:
     }
     path = results / study["name"] / "study.yaml"
     if seeds is None and path.is_file():  # a later `ablate table/report/status --axis ...` finds the study as run
-        study = yaml.safe_load(path.read_text())
+        study = load_yaml(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     if save is not None:
