@@ -1,6 +1,8 @@
 """A real single-node SLURM (Debian's slurm-wlm + munge) started on localhost for the tests, stopped by PID.
 
-See shared/notes/slurm-local.md. Needs root and the packages (the nox ``tests`` session installs them)."""
+munged (its own socket, the system's key) and slurmctld + slurmd with a generated ``slurm.conf`` (``CONF``) keep their
+state, spool, pid files and logs in the test's folder; ``SLURM_CONF`` points the SLURM commands at it. Needs root and
+the packages (the nox ``tests`` session installs them)."""
 
 from __future__ import annotations
 
