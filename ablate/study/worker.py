@@ -93,11 +93,11 @@ def execute_job(
 def _with_plugins(job: Callable, items: list[dict[str, Any]], source: str) -> Callable:
     """``job`` that first imports the plugins (a failure is the run's recorded error, one line)."""
 
-    def run(*args: Any) -> Any:
+    def job_with_plugins(*args: Any) -> Any:
         plugins.load_specs(items, source)
         return job(*args)
 
-    return run
+    return job_with_plugins
 
 
 class LinePrinter:
