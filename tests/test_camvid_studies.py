@@ -33,10 +33,10 @@ def test_grids_on_the_cpu_and_the_gpu_recipe():
     gpu = expand(load_study(SEGNET, recipe=REPO / "recipes" / "camvid" / "segnet_gpu.yaml"))
     assert {r.config["train"]["steps"] for r in gpu} == {20000} and {r.id for r in gpu}.isdisjoint(r.id for r in segnet)
     heads = expand(load_study(HEADS))
-    assert len(heads) == 27 and len({r.train_id for r in heads}) == 12
+    assert len(heads) == 30 and len({r.train_id for r in heads}) == 12
     crf = [r for r in heads if r.config["eval"]["crf"]["enabled"]]
-    assert len(crf) == 3 and {r.config["model"]["head"]["name"] for r in crf} == {"aspp"}
-    assert {r.config["eval"].get("split") for r in crf} == {"test"}
+    assert len(crf) == 6 and {r.config["model"]["head"]["name"] for r in crf} == {"aspp"}
+    assert {r.config["eval"].get("split") for r in crf} == {"val", "test"}
     rates = {tuple(r.config["model"]["head"]["rates"]) for r in heads if r.config["model"]["head"]["name"] == "aspp"}
     assert rates == {(3, 7, 10)}  # DeepLabv3's (6, 12, 18) on its 33-px map, scaled to the 18-px map of 288 / 16
     on_gpu = expand(load_study(HEADS, recipe=REPO / "recipes" / "camvid" / "lite0_gpu.yaml", seeds=[5]))
