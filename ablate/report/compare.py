@@ -39,15 +39,20 @@ def against_baseline(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, bas
     if design is not None:
         return _sequential(done, keys, out, base, metric, design)
     ref = seed_values(done, keys, out.loc[base], metric)
-    tests, ps, lows, highs, welch = [], [], [], [], []
+    tests, ps, lows, highs, welch, spread = [], [], [], [], [], []
     for i, row in out.iterrows():
         values = seed_values(done, keys, row, metric)
         if i == base or not values:
             tests.append(""), ps.append(None), lows.append(None), highs.append(None), welch.append(None)
+            spread.append(None)
             continue
         welch.append(stats.welch_test(list(values.values()), list(ref.values())))
         paired = stats.paired_test(values, ref)
-        shared = len(set(values) & set(ref))
+        shared = sorted(set(values) & set(ref))
+        # the noise the paired test sees: the sd of the differences seed by seed (the rows' own stds include what
+        # the seed does to both rows alike)
+        spread.append(float(pd.Series([values[s] - ref[s] for s in shared]).std()) if len(shared) > 1 else None)
+        shared = len(shared)
         if paired is not None or shared >= 2:  # shared seeds: the paired test (None when Δ is the same each seed)
             tests.append(PAIRED)
             ps.append(paired.p if paired is not None else None)
@@ -60,7 +65,8 @@ def against_baseline(done: pd.DataFrame, keys: list[str], out: pd.DataFrame, bas
         highs.append(ci[1] if ci else None)
     return pd.DataFrame(
         {f"test_{metric}": tests, f"p_{metric}": ps, f"p_holm_{metric}": stats.holm(ps),
-         f"ci_low_{metric}": lows, f"ci_high_{metric}": highs, f"p_welch_{metric}": welch},
+         f"ci_low_{metric}": lows, f"ci_high_{metric}": highs, f"p_welch_{metric}": welch,
+         f"sd_diff_{metric}": spread},
         index=out.index,
     )  # fmt: skip
 

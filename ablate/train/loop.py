@@ -163,8 +163,11 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
     started = time.monotonic()
     model.train()
     step = start
+    data_s = 0.0  # waiting for the loader: reading, decoding and augmenting (all of it, without loader workers)
     try:
+        mark = time.perf_counter()
         for batch in loader:
+            data_s += time.perf_counter() - mark
             images, labels = fabric.to_device(batch) if to_device else batch
             loss = module.loss(model(images), labels)  # the forward through Fabric's wrapper: autocast, DDP
             opt.zero_grad(set_to_none=True)
@@ -196,6 +199,7 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
                 raise signals.Interrupted(signum, f"step {step}/{t.steps}")
             for hook in hooks:
                 hook(step)
+            mark = time.perf_counter()
         module.check_finite()
     finally:
         if fabric.is_global_zero:  # a failed or stopped training keeps its curve up to the failure
@@ -212,6 +216,7 @@ def _train(fabric: L.Fabric, recipe: Recipe, data: DataSets, train_dir: Path, pr
     record = {
         "steps": step,
         "train_time_s": round(time.monotonic() - started, 2),
+        "data_time_s": round(data_s, 2),  # of train_time_s, this run's part (since a resume)
         "resumed_from": start,
         "threads": torch.get_num_threads(),
     }
