@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from ablate.core.files import atomic_write
 from ablate.core.text import format_value
 from ablate.report.plots import PLOTS, Figure, PlotData, Unavailable
-from ablate.report.plots.figure import DPI
+from ablate.report.plots.figure import DPI, NotApplicable
 from ablate.report.render import HTML_STYLE, to_html_fragment, to_markdown
 from ablate.report.table import ComparisonTable
 
@@ -101,6 +101,9 @@ def write_report(loaded: Any, table: ComparisonTable, root: Path, results: Path,
         try:
             plot.draw(data, path)
             fig.path = path
+        except NotApplicable:
+            path.unlink(missing_ok=True)
+            continue
         except Exception as exc:  # noqa: BLE001 - a missing plot must not cost the whole report
             text = str(exc) if isinstance(exc, Unavailable) else f"{type(exc).__name__}: {exc}"
             fig.error = text.splitlines()[0] if text else type(exc).__name__

@@ -1,6 +1,6 @@
 """Evaluation of a trained model on a data set: inference (``ablate.train.inference``), the optional dense CRF
 (``ablate.train.crf``, over a process pool), then metrics from one confusion matrix. It also keeps the predictions
-of a few fixed validation images (those with the most classes) for the report's qualitative grid."""
+of a few fixed images (spread over the set, each with many classes) for the report's qualitative grid."""
 
 from __future__ import annotations
 
@@ -22,23 +22,26 @@ __all__ = ["Showcase", "evaluate", "predict"]
 
 
 class Showcase:
-    """The ``count`` validation images with the most classes (ties: the lower index), with their labels and
-    predictions, kept while evaluation streams over the set."""
+    """``count`` fixed images of the evaluated set for the report's grid, kept while evaluation streams over it:
+    the set's index range cut into ``count`` equal parts, from each the image with the most classes (ties: the
+    lower index). Spread over the set, so consecutive video frames (CamVid) do not fill the grid."""
 
     def __init__(self, count: int, ignore_index: int):
         self.count, self.ignore_index = count, ignore_index
-        self.kept: list[tuple[tuple[int, int], np.ndarray, np.ndarray]] = []  # ((-classes, index), label, pred)
+        self.total = 0  # the set's size (``evaluate`` sets it): what the parts are cut from
+        self.kept: dict[int, tuple[tuple[int, int], np.ndarray, np.ndarray]] = {}  # part -> ((-classes, index), ..)
 
     def offer(self, index: int, label: np.ndarray, pred: np.ndarray) -> None:
         counts = np.bincount(label.ravel().astype(np.int64), minlength=self.ignore_index + 1)
         counts[self.ignore_index] = 0
         key = (-int(np.count_nonzero(counts)), index)
-        if len(self.kept) < self.count or key < self.kept[-1][0]:
-            self.kept = sorted([*self.kept, (key, label, pred)], key=lambda k: k[0])[: self.count]
+        part = index * self.count // self.total if self.total else min(index, self.count - 1)
+        if part not in self.kept or key < self.kept[part][0]:
+            self.kept[part] = (key, label, pred)
 
     def arrays(self, dataset: Dataset) -> dict[str, np.ndarray]:
         """indices, rgb (uint8, the data set's own colours), labels and predictions, in index order."""
-        kept = sorted(self.kept, key=lambda k: k[0][1])
+        kept = sorted(self.kept.values(), key=lambda k: k[0][1])
         indices = [k[0][1] for k in kept]
         return {
             "indices": np.array(indices, dtype=np.int64),
@@ -68,6 +71,8 @@ def evaluate(
     ``showcase`` keeps the predictions of its images (after the CRF, as they were scored).
     """
     started = time.perf_counter()
+    if showcase is not None:
+        showcase.total = len(dataset)
     model.eval().to(device)
     confusion = confusion_metric(num_classes, ignore_index, sync=False).to(device)  # this process's images only
     trimap = Trimap(cfg.trimap, num_classes, ignore_index).to(device)

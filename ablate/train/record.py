@@ -52,7 +52,8 @@ def evaluate_trained(recipe: Recipe, data: DataSets, train_dir: Path, prediction
     if showcase is not None and showcase.kept:
         buffer = io.BytesIO()
         colours = recipe.data.class_colours()  # the data set's own class colours, for the report's grid
-        np.savez_compressed(buffer, classes=np.array(data.classes), palette=colours, **showcase.arrays(dataset))
+        np.savez_compressed(buffer, classes=np.array(data.classes), palette=colours, split=np.array(split),
+                            **showcase.arrays(dataset))
         atomic_write(predictions, buffer.getvalue())
     used = eval_model_config(recipe.model, recipe.eval)
     from ablate.train.cost import measure

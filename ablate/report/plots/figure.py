@@ -26,6 +26,10 @@ class Unavailable(RuntimeError):
     """A plot that cannot be drawn from what the runs recorded; the report says why in its place."""
 
 
+class NotApplicable(Unavailable):
+    """A plot of something the data set does not have (the reach on real photos): left out of the report."""
+
+
 @dataclass
 class Figure:
     name: str

@@ -27,6 +27,7 @@ class Grid:
     palette: Any
     rows: list[list[tuple[str, Any]]]
     present: list[int]  # the classes some panel shows, in class order: the legend's (ADE20K has 150)
+    split: str = ""  # the evaluated split the images are of ("": recorded before the split was kept)
 
 
 def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
@@ -45,6 +46,13 @@ def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
         if done.empty:
             label += " (failed)" if (g["status"] == "failed").any() else " (missing)"
         configs.append((label, np.load(path) if path.is_file() and not done.empty else None))
+    # one split: the images of a study that evaluates several (eval.split) differ between them; the test split
+    # where there is one (what a study on real data reports), else the first evaluated
+    splits = [str(npz["split"]) if "split" in npz.files else "" for _, npz in configs if npz is not None]
+    split = "test" if "test" in splits else (splits[0] if splits else "")
+    if len(set(splits)) > 1:
+        configs = [(label, npz) for label, npz in configs
+                   if npz is None or ("split" in npz.files and str(npz["split"]) == split)]  # fmt: skip
     shown = next((npz for _, npz in configs if npz is not None), None)
     if shown is None:
         raise RuntimeError("no run kept predictions (runs finished before predictions were recorded)")
@@ -68,7 +76,7 @@ def qualitative_grid(t: ComparisonTable, axes: list[str], root: Path) -> Grid:
             same = npz is not None and [int(i) for i in npz["indices"]] == indices
             panels.append((label, colour(npz["predictions"][r]) if same else None))
         rows.append(panels)
-    return Grid(indices=indices, classes=classes, palette=palette, rows=rows, present=sorted(present))
+    return Grid(indices=indices, classes=classes, palette=palette, rows=rows, present=sorted(present), split=split)
 
 
 def plot(d: PlotData, out: Path) -> None:
@@ -92,7 +100,7 @@ def plot(d: PlotData, out: Path) -> None:
                 ax.imshow(img, interpolation="nearest")
             if r == 0:
                 ax.set_title(titles[c], fontsize=7)
-        grid[r][0].set_ylabel(f"val #{grid_data.indices[r]}", fontsize=7)
+        grid[r][0].set_ylabel(f"{grid_data.split or 'val'} #{grid_data.indices[r]}", fontsize=7)
     shown = grid_data.present
     handles = [plt.Rectangle((0, 0), 1, 1, color=grid_data.palette[i]) for i in shown]
     names = [grid_data.classes[i] for i in shown]
@@ -100,8 +108,8 @@ def plot(d: PlotData, out: Path) -> None:
     fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
     legend_rows = -(-len(shown) // ncol)  # about 0.15 inch a row
     bottom = min(0.4, 0.05 + 0.15 * max(0, legend_rows - 1) / fig.get_figheight())
-    finish(fig, out, "Predictions on fixed validation images (first finished seed of each configuration)", 9,
-            rect=(0, bottom, 1, 1))  # fmt: skip
+    title = f"Predictions on fixed {grid_data.split or 'validation'} images (first finished seed of each configuration)"
+    finish(fig, out, title, 9, rect=(0, bottom, 1, 1))
 
 
 def _wrap(title: str, width: int) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablate.report.plots.figure import PAGE_INCHES, PlotData, Unavailable, finish, pyplot
+from ablate.report.plots.figure import PAGE_INCHES, NotApplicable, PlotData, finish, pyplot
 
 DISTANCE_AXIS = "data.context_distance"
 
@@ -41,7 +41,7 @@ def plot(d: PlotData, out: Path) -> None:
     curves = [(i, row, _reach(d, row)) for i, (_, row) in enumerate(s.iterrows())]
     curves = [(i, row, c) for i, row, c in curves if c is not None]
     if not curves:
-        raise Unavailable("no accuracy by distance recorded (the data set does not know where the evidence is)")
+        raise NotApplicable("no accuracy by distance recorded (the data set does not know where the evidence is)")
     plt = pyplot()
     probe = DISTANCE_AXIS in d.axes
     fig, panels = plt.subplots(1, 2 if probe else 1, figsize=(PAGE_INCHES if probe else 8.5, 4.0), squeeze=False)
