@@ -178,6 +178,7 @@ def contrast_table(runs: pd.DataFrame, reference: Any) -> pd.DataFrame | None:
         for metric in _get(contrast, "metrics"):
             pa, pb = (_get(row_a, metric) if row_a else None), (_get(row_b, metric) if row_b else None)
             published = None if pa is None or pb is None else pa - pb
+            published = (_get(contrast, "published") or {}).get(metric, published)
             va, vb = seeds(a, metric), seeds(b, metric)
             diffs = [va[s] - vb[s] for s in sorted(set(va) & set(vb))]
             test = stats.paired_test(va, vb)  # None with < 2 seeds or differences that never vary

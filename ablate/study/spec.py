@@ -157,6 +157,8 @@ class Contrast(Strict):
     metrics: list[Scalar] = Field(min_length=1)
     a: dict[str, Any]
     b: dict[str, Any]
+    # the published Δ by metric when the paper gives it for a contrast its rows do not hold (e.g. another table's)
+    published: dict[Scalar, float] = Field(default_factory=dict)
 
 
 class Reference(Strict):
