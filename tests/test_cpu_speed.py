@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from conftest import TINY_RECIPE
+from test_heads import _one_thread  # noqa: F401 - its autouse fixture: tiny tensors, one thread
 from torch import nn
 
 from ablate.models.heads import HEADS
@@ -17,14 +18,6 @@ from ablate.models.layers.deform import DeformConv
 from ablate.models.segmenter import build_model
 from ablate.models.spec import ModelConfig
 from ablate.train.cpu_speed import AtrousConv2d, is_atrous, prepare_for_device, use_atrous_convs
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(

@@ -26,20 +26,21 @@ CONTRASTS_TITLE = "The paper's contrasts: published Δ and reproduced Δ (paired
 PER_CLASS_TITLE = "Per-class IoU (%), the paper's rows and class order, then each configuration here"
 
 
+def paper_sections(t: ComparisonTable) -> list[tuple[str, str, pd.DataFrame, str]]:
+    """(title, caption, table, CSS class) of the sections a study with a paper's reference has: published vs
+    reproduced, the paper's contrasts, per-class IoU beside the paper's rows."""
+    sections = [("Published vs reproduced", t.published_caption, t.published, "published"),
+                (CONTRASTS_TITLE, "", t.contrasts, "contrasts"), (PER_CLASS_TITLE, "", t.per_class, "per-class")]
+    return [s for s in sections if s[2] is not None]  # fmt: skip
+
+
 def to_markdown(t: ComparisonTable, heading: str = "#") -> str:
     parts = [f"{heading} {t.title}\n\n", _md_table(t.shown)]
     if t.layout is not None:
         parts.append(f"\n{metric_title(t.metric)} in the study's table layout:\n\n")
         parts.append(_md_table(t.layout))
-    if t.published is not None:
-        parts.append(f"\n{heading}# Published vs reproduced\n\n{t.published_caption}\n\n")
-        parts.append(_md_table(t.published))
-    if t.contrasts is not None:
-        parts.append(f"\n{heading}# {CONTRASTS_TITLE}\n\n")
-        parts.append(_md_table(t.contrasts))
-    if t.per_class is not None:
-        parts.append(f"\n{heading}# {PER_CLASS_TITLE}\n\n")
-        parts.append(_md_table(t.per_class))
+    for title, caption, frame, _ in paper_sections(t):
+        parts.append(f"\n{heading}# {title}\n\n" + (f"{caption}\n\n" if caption else "") + _md_table(frame))
     parts.append("\n" + "".join(f"- {n}\n" for n in t.footnote))
     view = effects_view(t)
     if view is not None:
@@ -144,15 +145,10 @@ def to_html_fragment(t: ComparisonTable, heading: str = "h3") -> str:
         parts.append(f"<p>{metric_title(t.metric)} in the study's table layout:</p>")
         parts.append(_scroll(_html_table(t.layout, "ablate layout")))
     parts.append(_notes(t.footnote))
-    if t.published is not None:
-        parts.append(f"<{heading}>Published vs reproduced</{heading}><p>{_html.escape(t.published_caption)}</p>")
-        parts.append(_scroll(_html_table(t.published, "ablate published")))
-    if t.contrasts is not None:
-        parts.append(f"<{heading}>{_html.escape(CONTRASTS_TITLE)}</{heading}>")
-        parts.append(_scroll(_html_table(t.contrasts, "ablate contrasts")))
-    if t.per_class is not None:
-        parts.append(f"<{heading}>{_html.escape(PER_CLASS_TITLE)}</{heading}>")
-        parts.append(_scroll(_html_table(t.per_class, "ablate per-class")))
+    for title, caption, frame, css in paper_sections(t):
+        parts.append(f"<{heading}>{_html.escape(title)}</{heading}>" + (f"<p>{_html.escape(caption)}</p>" if caption
+                                                                        else ""))  # fmt: skip
+        parts.append(_scroll(_html_table(frame, f"ablate {css}")))
     view = effects_view(t)
     if view is not None:
         parts.append(f"<{heading}>{_html.escape(EFFECTS_TITLE.format(metric=metric_title(t.metric)))}</{heading}>")
