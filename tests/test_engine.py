@@ -187,7 +187,8 @@ def test_feature_map_rule_scales_rates_to_each_runs_map(tiny_study):
         load_study(tiny_study(body))
 
 
-TIMING = {"duration_s", "train_time_s", "eval_time_s", "data_time_s", "latency_ms"}  # wall-clock fields: never the same twice
+# wall-clock fields: never the same twice
+TIMING = {"duration_s", "train_time_s", "eval_time_s", "data_time_s", "latency_ms"}
 
 
 def _without_timing(value):
