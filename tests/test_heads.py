@@ -185,6 +185,40 @@ def test_aspp_separable_branches_are_depthwise_then_pointwise():
     assert sum(p.numel() for p in head.parameters()) < sum(p.numel() for p in plain.head.parameters())
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("cpu_path", [False, True], ids=["plain", "cpu_path"])
+def test_aspp_gradients_match_torchvision(channels_last, cpu_path):
+    """The input's and every weight's gradient equal torchvision's ASPP, in NCHW and channels_last, for the module
+    as built and as the CPU path runs it (a small map: the wide rates drop taps)."""
+    from torchvision.models.segmentation.deeplabv3 import ASPP as TorchvisionASPP
+
+    from ablate.train.cpu_speed import AtrousConv2d, use_atrous_convs
+
+    rates = [2, 4, 12]
+    ref = TorchvisionASPP(24, rates, out_channels=16).eval()
+    _randomize(ref)
+    ours = build_head(ASPPParams(rates=rates, channels=16), 24).eval()
+    _transplant(ref, ours)
+    if cpu_path:  # what prepare_for_device does to a model's head on CPU
+        use_atrous_convs(ours)
+        assert any(isinstance(m, AtrousConv2d) for m in ours.modules())
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    ref.to(memory_format=fmt)
+    ours.to(memory_format=fmt)
+    base = torch.randn(2, 24, 9, 11, generator=torch.Generator().manual_seed(3)).contiguous(memory_format=fmt)
+    inputs = []
+    for module in (ref, ours):
+        x = base.clone().requires_grad_(True)
+        module(x).square().mean().backward()
+        inputs.append(x.grad)
+    assert (inputs[0] - inputs[1]).abs().max() < 1e-5
+    ref_grads = [p.grad for p in ref.parameters()]
+    our_grads = [p.grad for p in ours.parameters()]
+    assert len(ref_grads) == len(our_grads)
+    for g, h in zip(ref_grads, our_grads, strict=True):
+        assert g.shape == h.shape and (g - h).abs().max() <= 1e-5 * max(1.0, float(g.abs().max()))
+
+
 # ---------------------------------------------------------------------------------------------------- PPM / SPP
 def test_ppm_table1_axes():
     x = torch.randn(2, 12, 9, 9)
