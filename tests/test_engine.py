@@ -25,7 +25,7 @@ def test_plan_aspp_rates_shows_coupled_rates():
     )
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
-    assert plan["count"] == 12 and plan["trainings"] == 12
+    assert plan["count"] == 16 and plan["trainings"] == 16  # 2 rate sets x 2 output strides x 4 seeds
     # the feature_map rule keeps each rate's share of the map: x 20/33 at OS 8 (ceil(160/8) = 20), x 10/33 at OS 16
     coupled = {
         (r["axes"]["model.output_stride"], tuple(r["axes"]["model.head.rates"])): r["coupled"] for r in plan["runs"]
@@ -40,7 +40,7 @@ def test_plan_aspp_rates_shows_coupled_rates():
         cwd=REPO,
         env={**os.environ, "COLUMNS": "200"},
     ).stdout
-    assert "(6,12,18) → (4,7,11)" in table and "12 pending" in table
+    assert "(6,12,18) → (4,7,11)" in table and "16 pending" in table
 
 
 def test_plan_imports_no_torch():

@@ -8,6 +8,7 @@ from rich.text import Text
 
 from ablate.study.executors.base import Context, Item
 from ablate.study.executors.local import LocalExecutor, _Pool
+from ablate.study.progress import RunClock
 from ablate.study.session import StudySession
 
 STUDY = """
@@ -45,6 +46,7 @@ class FakeProc:
 class FakeWorker:
     def __init__(self, item):
         self.item, self.proc, self.gpus, self.serve, self.started = item, FakeProc(), [], True, 0.0
+        self.clock = RunClock()
 
 
 def _record(run, miou, trained=True):
@@ -163,3 +165,31 @@ def test_workers_stay_alive_across_runs_while_kept(tiny_study, tmp_path, monkeyp
         session.execute(executor, Lines(), runs, [], job="test_progress:pid_job")
     fresh = [pids(rounds[2]), pids(rounds[3])]
     assert not fresh[0] & fresh[1] and not fresh[0] & kept[0], fresh  # new workers each time
+
+
+def test_the_eta_leaves_the_start_up_out():
+    """A run's ETA comes from its pace since its first report: 10 s of start-up before step 10, then 1 s a step,
+    gives 590 s for the 590 steps left at step 10's pace, not the start-up's (an ETA of hours); none before a pace."""
+    from ablate.study.progress import Progress, step_line
+
+    clock = RunClock()
+    assert clock.eta(10, 600, now=10.0) is None  # the first report: start-up only
+    assert clock.eta(10, 600, now=10.5) is None  # the same step again
+    assert clock.eta(20, 600, now=20.0) == 580.0  # 1 s a step since step 10
+    assert clock.eta(600, 600, now=600.0) == 0.0
+    line = step_line(10, 600, 1.5, 10.0, None, 10.0, None)
+    assert "run 10s (eta ?)" in line and "study 10s (eta ?)" in line
+
+    class Lines:
+        def __init__(self):
+            self.lines = []
+
+        def print(self, text, **_):
+            self.lines.append(str(text))
+
+    console = Lines()
+    progress = Progress(console, total_runs=3)
+    progress.start_run(1, type("R", (), {"id": "abc", "label": "x"})())
+    progress.step(1, 100, 1.0)
+    progress.step(51, 100, 1.0)
+    assert "(eta ?)" in console.lines[1] and "(eta ?)" not in console.lines[2]

@@ -25,15 +25,30 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def run_eta(step: int, steps: int, run_elapsed: float) -> float:
-    return run_elapsed / max(step, 1) * (steps - step)
+@dataclass
+class RunClock:
+    """A run's pace, measured from its first reported step on: what came before it (imports, data, building the
+    model, the first step's warm-up) would make the first ETAs hours long."""
+
+    first: tuple[int, float] | None = None  # (step, time) of the first report
+
+    def eta(self, step: int, steps: int, now: float) -> float | None:
+        """Seconds left, or None while there is no pace yet (the first report)."""
+        if self.first is None or step <= self.first[0]:
+            self.first = self.first or (step, now)
+            return None
+        first_step, first_time = self.first
+        return (now - first_time) / (step - first_step) * (steps - step)
 
 
-def step_line(step: int, steps: int, loss: float, run_elapsed: float, study_elapsed: float, study_eta: float) -> str:
-    eta = fmt_time(run_eta(step, steps, run_elapsed))
+def step_line(step: int, steps: int, loss: float, run_elapsed: float, run_eta: float | None, study_elapsed: float,
+              study_eta: float | None) -> str:  # fmt: skip
+    def eta(seconds: float | None) -> str:
+        return "?" if seconds is None else fmt_time(seconds)
+
     return (
-        f"step {step:>5}/{steps}  loss {loss:7.4f}  run {fmt_time(run_elapsed)} (eta {eta})  "
-        f"study {fmt_time(study_elapsed)} (eta {fmt_time(study_eta)})"
+        f"step {step:>5}/{steps}  loss {loss:7.4f}  run {fmt_time(run_elapsed)} (eta {eta(run_eta)})  "
+        f"study {fmt_time(study_elapsed)} (eta {eta(study_eta)})"
     )
 
 
@@ -61,19 +76,22 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     index: int = 0
     run_started: float = 0.0
+    clock: RunClock = field(default_factory=RunClock)
     finished_durations: list[float] = field(default_factory=list)
 
     def start_run(self, index: int, run: Run) -> None:
-        self.index, self.run_started = index, time.monotonic()
+        self.index, self.run_started, self.clock = index, time.monotonic(), RunClock()
         self.console.print(f"[bold][{index}/{self.total_runs}][/bold] {run.id}  {escape(run.label)}")
 
     def step(self, step: int, steps: int, loss: float) -> None:
         now = time.monotonic()
         run_elapsed = now - self.run_started
         durations = self.finished_durations
-        per_run = sum(durations) / len(durations) if durations else run_elapsed / max(step, 1) * steps
-        study_eta = run_eta(step, steps, run_elapsed) + (self.total_runs - self.index) * per_run
-        line = step_line(step, steps, loss, run_elapsed, now - self.started, study_eta)
+        left = self.clock.eta(step, steps, now)
+        per_run = sum(durations) / len(durations) if durations else None if left is None else run_elapsed + left
+        this_run = left if left is not None else None if per_run is None else max(0.0, per_run - run_elapsed)
+        study_eta = None if this_run is None or per_run is None else this_run + (self.total_runs - self.index) * per_run
+        line = step_line(step, steps, loss, run_elapsed, left, now - self.started, study_eta)
         self.console.print(f"    {line}", highlight=False)
 
     def validated(self, step: int, miou: float) -> None:

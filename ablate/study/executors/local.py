@@ -34,7 +34,7 @@ from ablate.core.machine import free_cores
 from ablate.core.schema import Strict
 from ablate.study.executors.base import EXECUTORS, Context, Item, Report, select
 from ablate.study.executors.slurm_queue import held_by_slurm
-from ablate.study.progress import run_eta, step_line
+from ablate.study.progress import RunClock, step_line
 
 DEFAULT_CPU_THREADS = 1
 
@@ -163,9 +163,10 @@ class _Worker:
         self.proc, self.gpus, self.serve = proc, gpus, serve
         self.item: Item | None = None
         self.started = time.monotonic()  # of its current item
+        self.clock = RunClock()
 
     def give(self, item: Item) -> None:
-        self.item, self.started = item, time.monotonic()
+        self.item, self.started, self.clock = item, time.monotonic(), RunClock()
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"run_dir": str(item.run_dir), "train_dir": str(item.train_dir)}) + "\n")
         self.proc.stdin.flush()
@@ -319,10 +320,14 @@ class _Pool:
         yet finished at the mean duration so far, ``parallel`` at a time."""
         now = time.monotonic()
         elapsed = now - worker.started
-        per_run = sum(self.durations) / len(self.durations) if self.durations else elapsed / max(step, 1) * steps
-        left = self.ctx.total - len(self.durations) - sum(w.item is not None for w in self.workers)
-        eta = run_eta(step, steps, elapsed) + max(0, left) * per_run / self.parallel
-        line = step_line(step, steps, loss, elapsed, now - self.started, eta)
+        run_left = worker.clock.eta(step, steps, now)
+        per_run = sum(self.durations) / len(self.durations) if self.durations else None
+        if per_run is None and run_left is not None:
+            per_run = elapsed + run_left
+        waiting = self.ctx.total - len(self.durations) - sum(w.item is not None for w in self.workers)
+        this_run = run_left if run_left is not None else None if per_run is None else max(0.0, per_run - elapsed)
+        eta = None if this_run is None or per_run is None else this_run + max(0, waiting) * per_run / self.parallel
+        line = step_line(step, steps, loss, elapsed, run_left, now - self.started, eta)
         self.ctx.console.print(f"    [{item.index}/{self.ctx.total}] {line}", highlight=False, markup=False)
 
     def _stop(self, stop: signals.Interrupted) -> None:
