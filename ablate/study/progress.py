@@ -41,6 +41,17 @@ class RunClock:
         return (now - first_time) / (step - first_step) * (steps - step)
 
 
+def study_eta(run_left: float | None, run_elapsed: float, durations: list[float], runs_after: int,
+              parallel: int = 1) -> float | None:  # fmt: skip
+    """Seconds until the study ends: this run's time left, then ``runs_after`` runs at the mean duration of the
+    finished ones (before any finished: this run's own, once it has a pace), ``parallel`` at a time."""
+    per_run = sum(durations) / len(durations) if durations else None if run_left is None else run_elapsed + run_left
+    if per_run is None:
+        return None
+    this_run = run_left if run_left is not None else max(0.0, per_run - run_elapsed)
+    return this_run + max(0, runs_after) * per_run / parallel
+
+
 def step_line(step: int, steps: int, loss: float, run_elapsed: float, run_eta: float | None, study_elapsed: float,
               study_eta: float | None) -> str:  # fmt: skip
     def eta(seconds: float | None) -> str:
@@ -86,12 +97,9 @@ class Progress:
     def step(self, step: int, steps: int, loss: float) -> None:
         now = time.monotonic()
         run_elapsed = now - self.run_started
-        durations = self.finished_durations
         left = self.clock.eta(step, steps, now)
-        per_run = sum(durations) / len(durations) if durations else None if left is None else run_elapsed + left
-        this_run = left if left is not None else None if per_run is None else max(0.0, per_run - run_elapsed)
-        study_eta = None if this_run is None or per_run is None else this_run + (self.total_runs - self.index) * per_run
-        line = step_line(step, steps, loss, run_elapsed, left, now - self.started, study_eta)
+        eta = study_eta(left, run_elapsed, self.finished_durations, self.total_runs - self.index)
+        line = step_line(step, steps, loss, run_elapsed, left, now - self.started, eta)
         self.console.print(f"    {line}", highlight=False)
 
     def validated(self, step: int, miou: float) -> None:

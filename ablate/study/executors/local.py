@@ -34,7 +34,7 @@ from ablate.core.machine import free_cores
 from ablate.core.schema import Strict
 from ablate.study.executors.base import EXECUTORS, Context, Item, Report, select
 from ablate.study.executors.slurm_queue import held_by_slurm
-from ablate.study.progress import RunClock, step_line
+from ablate.study.progress import RunClock, step_line, study_eta
 
 DEFAULT_CPU_THREADS = 1
 
@@ -321,12 +321,8 @@ class _Pool:
         now = time.monotonic()
         elapsed = now - worker.started
         run_left = worker.clock.eta(step, steps, now)
-        per_run = sum(self.durations) / len(self.durations) if self.durations else None
-        if per_run is None and run_left is not None:
-            per_run = elapsed + run_left
         waiting = self.ctx.total - len(self.durations) - sum(w.item is not None for w in self.workers)
-        this_run = run_left if run_left is not None else None if per_run is None else max(0.0, per_run - elapsed)
-        eta = None if this_run is None or per_run is None else this_run + max(0, waiting) * per_run / self.parallel
+        eta = study_eta(run_left, elapsed, self.durations, waiting, self.parallel)
         line = step_line(step, steps, loss, elapsed, run_left, now - self.started, eta)
         self.ctx.console.print(f"    [{item.index}/{self.ctx.total}] {line}", highlight=False, markup=False)
 
