@@ -86,6 +86,19 @@ def test_bad_adaptive_seeds_are_one_line(tiny_study, seeds, expected):
     assert expected in result.output, result.output
 
 
+def test_seeds_option_on_adaptive_seeds_gives_the_initial_ones(tiny_study):
+    """``--seeds 8,9,10``: a disjoint set of initial seeds; the added ones follow the largest, up to max."""
+    study = load_study(tiny_study(ADAPTIVE), seeds=[10, 8, 9]).study
+    assert study.initial_seeds == [10, 8, 9] and study.adaptive.seeds == [10, 8, 9, 11, 12, 13, 14, 15]
+    plan = adaptive.study_plan(study)
+    assert plan.initial == 3 and plan.seeds == (10, 8, 9, 11, 12, 13, 14, 15) and plan.effect == 1.0
+    assert load_study(tiny_study(ADAPTIVE), seeds=[20, 21, 22, 23]).study.adaptive.seeds[4:] == [24, 25, 26, 27]
+    for seeds, message in (([8], "give 2 to 7 initial seeds"), (list(range(8)), "give 2 to 7 initial seeds"),
+                           ([8, 8], "seed 8 is given twice")):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            load_study(tiny_study(ADAPTIVE), seeds=seeds)
+
+
 def test_adaptive_seeds_need_a_baseline(tiny_study):
     with pytest.raises(ConfigError, match="seeds: adaptive seeds are added where a row's comparison with the "):
         load_study(tiny_study(ADAPTIVE.replace("baseline: {model.head.rates: [1]}", "")))

@@ -34,7 +34,8 @@ AxisOpt = Annotated[
 SeedsOpt = Annotated[
     str | None,
     typer.Option("--seeds", help="The seeds, e.g. 3,4,5: a study's in place of its own (a disjoint set checks that an "
-                 "effect holds on other draws); an ad-hoc study's (default 0).", show_default=False),
+                 "effect holds on other draws); with adaptive seeds, the initial ones (the added ones follow the "
+                 "largest); an ad-hoc study's (default 0).", show_default=False),
 ]
 RecipeOpt = Annotated[
     Path | None,

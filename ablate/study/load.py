@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ablate.config.errors import validate
 from ablate.config.overrides import apply_overrides, check_block, check_override, get_dotted
@@ -269,7 +269,18 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None, recipe
         base = apply_overrides(base, study.reduced)
         if study.reduced_seeds is not None:
             study = study.model_copy(update={"seeds": list(study.reduced_seeds)})
-    if seeds is not None:
+    if seeds is not None and study.adaptive is not None:  # the initial seeds; the added ones follow them
+        spec = study.adaptive
+        shown = f"--seeds {','.join(map(str, seeds))}"
+        if not 2 <= len(seeds) < spec.max:
+            raise ConfigError(f"{shown}: {path} adds seeds up to {spec.max} (seeds: {{initial: {spec.initial}, max: "
+                              f"{spec.max}}}); give 2 to {spec.max - 1} initial seeds (the added ones follow the "
+                              "largest)")  # fmt: skip
+        try:
+            study = study.model_copy(update={"seeds": spec.starting_from(seeds)})
+        except ValidationError as exc:
+            raise ConfigError(f"{shown}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    elif seeds is not None:
         study = study.model_copy(update={"seeds": validate(Study, {**raw, "seeds": seeds}, "--seeds").seeds})
     _check_cli_overrides(study, overrides, str(path))
     check_block(base, overrides, "--set", sep=" ")

@@ -40,6 +40,9 @@ class AdaptiveSeeds(Strict):
     boundary: float = Field(default=DEFAULT_SHAPE, ge=0, le=0.5)
     step: PositiveInt = 1
     budget: str | None = None
+    # the initial seeds in place of first, first + 1, ... (``ablate run --seeds 8,9,10,11``: a disjoint set); the
+    # added ones are the next integers above the largest
+    given: list[Seed] | None = None
 
     @field_validator("boundary", mode="before")
     @classmethod
@@ -61,13 +64,28 @@ class AdaptiveSeeds(Strict):
     def _more_than_initial(self) -> AdaptiveSeeds:
         if self.max <= self.initial:
             raise ValueError(f"max {self.max} must exceed initial {self.initial}: seeds are added up to max")
-        if self.first + self.max - 1 > SEED_MAX:
-            raise ValueError(f"seeds {self.first}..{self.first + self.max - 1} pass {SEED_MAX}")
+        last = (max(self.given) + self.max - len(self.given)) if self.given else self.first + self.max - 1
+        if last > SEED_MAX:
+            raise ValueError(f"seeds up to {last} pass {SEED_MAX}")
+        if self.given is not None:
+            if len(set(self.given)) < len(self.given):
+                raise ValueError(f"seed {sorted(s for s in self.given if self.given.count(s) > 1)[0]} is given twice")
+            if not 2 <= len(self.given) < self.max:
+                raise ValueError(f"{len(self.given)} initial seeds given: a paired test starts from at least 2, and "
+                                 f"seeds are added up to max {self.max}: give 2 to {self.max - 1}")  # fmt: skip
+            if len(self.given) != self.initial:
+                raise ValueError(f"{len(self.given)} seeds given for initial {self.initial}")
         return self
+
+    def starting_from(self, seeds: list[int]) -> AdaptiveSeeds:
+        """These seeds as the initial ones (``--seeds``), the added ones the next integers above the largest."""
+        return AdaptiveSeeds.model_validate({**self.model_dump(), "given": seeds, "initial": len(seeds)})
 
     @property
     def seeds(self) -> list[int]:
         """Every seed a configuration may get, in the order they are added: the initial ones first."""
+        if self.given:
+            return [*self.given, *range(max(self.given) + 1, max(self.given) + 1 + self.max - len(self.given))]
         return list(range(self.first, self.first + self.max))
 
 
