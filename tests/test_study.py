@@ -123,3 +123,15 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         atomic_write(path, object())  # type: ignore[arg-type]
     assert json.loads(path.read_text()) == {"a": 1}
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_short_labels_of_dict_values_without_a_name():
+    """An axis mixing ``true`` with a dict (``train.ema: [true, {decay: 0.998, start: 300}]``) labels the dict by its
+    keys, not ``{}``; named dicts keep their name and the keys that differ."""
+    from ablate.core.text import short_labels
+
+    assert short_labels([True, {"decay": 0.998, "start": 300}]) == ["True", "{decay=0.998,start=300}"]
+    labels = short_labels([{"decay": 0.99, "start": 0}, {"decay": 0.998, "start": 0}])
+    assert labels == ["{decay=0.99}", "{decay=0.998}"]
+    assert short_labels([{"name": "aspp", "rates": [1]}, {"name": "aspp", "rates": [2]}, {"name": "ppm"}]) == [
+        "aspp(rates=(1))", "aspp(rates=(2))", "ppm"]

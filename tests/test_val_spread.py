@@ -37,7 +37,7 @@ def store(tmp_path_factory):
 
 
 def test_the_first_images_give_each_run_s_own_miou(store):
-    confusions, own = val_spread.per_image_confusions(store, {}, 24, flip=False)
+    confusions, own = val_spread.per_image_confusions(store, {}, ["model.head.rates"], 24, flip=False)
     assert own == 8  # the runs' num_val
     assert sorted(confusions) == [(f"rates={r}", s) for r in ("(1)", "(2,4)") for s in (0, 1, 2)]
     for run in (store / "runs").iterdir():

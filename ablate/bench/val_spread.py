@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 import yaml
+from pydantic import BaseModel
 
+from ablate.config.schema import Recipe
 from ablate.core.errors import ConfigError
 from ablate.core.text import format_value
 
@@ -36,8 +38,22 @@ def _pairs(items: list[str], flag: str) -> dict[str, Any]:
     return out
 
 
-def _matches(axes: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    return all(k in axes and format_value(axes[k]) == format_value(v) for k, v in wanted.items())
+def _value(saved: dict[str, Any], key: str) -> Any:
+    """A run's value of ``key``: as its study wrote it (an axis; rates before a scale rule), else its recipe's."""
+    if key in saved["axes"]:
+        return saved["axes"][key]
+    node: Any = Recipe.model_validate(saved["config"])  # with its defaults: a key newer than the run is not in its file
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+    return node.model_dump(mode="json") if isinstance(node, BaseModel) else node
+
+
+def _matches(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(format_value(_value(saved, k)) == format_value(v) for k, v in wanted.items())
+
+
+def _label(saved: dict[str, Any], keys: list[str]) -> str:
+    return " ".join(f"{k.split('.')[-1]}={format_value(_value(saved, k))}" for k in keys)
 
 
 def miou(confusion: np.ndarray) -> float:
@@ -48,15 +64,15 @@ def miou(confusion: np.ndarray) -> float:
     return float(100 * (inter[present] / union[present]).mean())
 
 
-def per_image_confusions(store: Path, where: dict[str, Any], images: int, flip: bool
+def per_image_confusions(store: Path, where: dict[str, Any], rows: list[str], images: int, flip: bool
                          ) -> tuple[dict[tuple[str, int], Any], int]:  # fmt: skip
     """{(row label, seed): (image, class, class) confusion counts} of the store's finished runs matching ``where``,
-    on the first ``images`` validation images; and the smallest of the runs' own validation sizes."""
+    on the first ``images`` validation images, each labelled by its values of the keys ``rows``; and the smallest of
+    the runs' own validation sizes."""
     import torch
     from torch.utils.data import DataLoader
 
     from ablate.config.overrides import apply_overrides
-    from ablate.config.schema import Recipe
     from ablate.data.loader import build_datasets
     from ablate.train.inference import build_eval_model, predict
     from ablate.train.job import quiet
@@ -71,7 +87,7 @@ def per_image_confusions(store: Path, where: dict[str, Any], images: int, flip: 
             record = json.loads((run / "metrics.json").read_text())
         except (OSError, ValueError):
             continue
-        if record.get("status") != "done" or not _matches(saved["axes"], where):
+        if record.get("status") != "done" or not _matches(saved, where):
             continue
         config = saved["config"]
         own = config["data"].get("num_val", images)  # the run's own validation images: the first ``own``
@@ -94,7 +110,7 @@ def per_image_confusions(store: Path, where: dict[str, Any], images: int, flip: 
                     valid = label != data.ignore_index
                     counts = torch.bincount(label[valid] * k + pred[valid], minlength=k * k)
                     confusions.append(counts.reshape(k, k).numpy())
-        label = " ".join(f"{a.split('.')[-1]}={format_value(v)}" for a, v in saved["axes"].items() if a not in where)
+        label = _label(saved, rows)
         out[(label, int(saved["seed"]))] = per_image = np.stack(confusions)
         smallest = min(smallest, own)
         print(f"  {label} seed {saved['seed']}: mIoU {miou(per_image[:own].sum(0)):.2f} on its own {own} validation "
@@ -137,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         where, base = _pairs(args.where, "--where"), _pairs(args.baseline, "--baseline")
         if not (args.store / "runs").is_dir():
             raise ConfigError(f"{args.store}: no runs/ folder; expected a study's results folder")
-        confusions, own = per_image_confusions(args.store, where, args.images, args.flip)
-        label = " ".join(f"{a.split('.')[-1]}={format_value(v)}" for a, v in base.items())
+        confusions, own = per_image_confusions(args.store, where, list(base), args.images, args.flip)
+        label = " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in base.items())
         if not any(lab == label for lab, _ in confusions):
             raise ConfigError(f"--baseline {' '.join(args.baseline)}: no finished run matches ({label})")
     except ConfigError as exc:

@@ -33,7 +33,10 @@ def short_labels(values: list[Any]) -> list[str]:
             continue
         shown = ",".join(f"{k}={format_value(x)}" for k, x in v.items() if k in varying)
         name = str(v.get("name", ""))
-        labels.append(f"{name}({shown})" if shown and name else (name or "{" + shown + "}"))
+        if not name:  # nothing names it: the keys that differ, or all of them where none do
+            labels.append("{" + shown + "}" if shown else format_value(v))
+            continue
+        labels.append(f"{name}({shown})" if shown else name)
     # two values that would read alike are written out in full
     return [format_value(v) if labels.count(label) > 1 else label for v, label in zip(values, labels, strict=True)]
 
