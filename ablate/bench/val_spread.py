@@ -23,45 +23,36 @@ import numpy as np
 import yaml
 from pydantic import BaseModel
 
+from ablate.config.overrides import parse_sets
 from ablate.config.schema import Recipe
 from ablate.core.errors import ConfigError
 from ablate.core.text import format_value
 
 
-def _pairs(items: list[str], flag: str) -> dict[str, Any]:
+def _values(saved: dict[str, Any], keys: list[str]) -> dict[str, str]:
+    """A run's values of ``keys`` (as ``format_value`` writes them): as its study wrote them (an axis; rates before a
+    scale rule), else its recipe's, with the defaults (a key newer than the run is not in its config.yaml)."""
+    recipe = None
     out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"{flag} {item}: expected KEY=VALUE, e.g. model.output_stride=16")
-        out[key] = yaml.safe_load(value)
+    for key in keys:
+        if key in saved["axes"]:
+            out[key] = format_value(saved["axes"][key])
+            continue
+        recipe = recipe or Recipe.model_validate(saved["config"])
+        node: Any = recipe
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+        out[key] = format_value(node.model_dump(mode="json") if isinstance(node, BaseModel) else node)
     return out
 
 
-def _value(saved: dict[str, Any], key: str) -> Any:
-    """A run's value of ``key``: as its study wrote it (an axis; rates before a scale rule), else its recipe's."""
-    if key in saved["axes"]:
-        return saved["axes"][key]
-    node: Any = Recipe.model_validate(saved["config"])  # with its defaults: a key newer than the run is not in its file
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
-    return node.model_dump(mode="json") if isinstance(node, BaseModel) else node
-
-
-def _matches(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    return all(format_value(_value(saved, k)) == format_value(v) for k, v in wanted.items())
-
-
-def _label(saved: dict[str, Any], keys: list[str]) -> str:
-    return " ".join(f"{k.split('.')[-1]}={format_value(_value(saved, k))}" for k in keys)
-
-
 def miou(confusion: np.ndarray) -> float:
-    """mIoU (%) of a confusion matrix, classes absent from both ground truth and prediction left out."""
-    inter = np.diag(confusion).astype(float)
-    union = confusion.sum(0) + confusion.sum(1) - inter
-    present = union > 0
-    return float(100 * (inter[present] / union[present]).mean())
+    """mIoU (%) of a confusion matrix: the definition every table uses (``metrics_from_confusion``)."""
+    import torch
+
+    from ablate.train.metrics import metrics_from_confusion
+
+    return 100 * float(metrics_from_confusion(torch.from_numpy(confusion))["miou"])
 
 
 def per_image_confusions(store: Path, where: dict[str, Any], rows: list[str], images: int, flip: bool
@@ -87,7 +78,10 @@ def per_image_confusions(store: Path, where: dict[str, Any], rows: list[str], im
             record = json.loads((run / "metrics.json").read_text())
         except (OSError, ValueError):
             continue
-        if record.get("status") != "done" or not _matches(saved, where):
+        if record.get("status") != "done":
+            continue
+        values = _values(saved, [*where, *rows])
+        if any(values[k] != format_value(v) for k, v in where.items()):
             continue
         config = saved["config"]
         own = config["data"].get("num_val", images)  # the run's own validation images: the first ``own``
@@ -110,7 +104,7 @@ def per_image_confusions(store: Path, where: dict[str, Any], rows: list[str], im
                     valid = label != data.ignore_index
                     counts = torch.bincount(label[valid] * k + pred[valid], minlength=k * k)
                     confusions.append(counts.reshape(k, k).numpy())
-        label = _label(saved, rows)
+        label = " ".join(f"{k.split('.')[-1]}={values[k]}" for k in rows)
         out[(label, int(saved["seed"]))] = per_image = np.stack(confusions)
         smallest = min(smallest, own)
         print(f"  {label} seed {saved['seed']}: mIoU {miou(per_image[:own].sum(0)):.2f} on its own {own} validation "
@@ -150,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flip", action="store_true", help="evaluate with flipped copies too (eval.flip)")
     args = parser.parse_args(argv)
     try:
-        where, base = _pairs(args.where, "--where"), _pairs(args.baseline, "--baseline")
+        where, base = parse_sets(args.where, "--where"), parse_sets(args.baseline, "--baseline")
         if not (args.store / "runs").is_dir():
             raise ConfigError(f"{args.store}: no runs/ folder; expected a study's results folder")
         confusions, own = per_image_confusions(args.store, where, list(base), args.images, args.flip)

@@ -55,17 +55,17 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return out
 
 
-def parse_sets(sets: list[str] | None) -> dict[str, Any]:
-    """``--set KEY=VALUE`` options (YAML values) as a dict of dotted keys."""
+def parse_sets(sets: list[str] | None, flag: str = "--set") -> dict[str, Any]:
+    """``--set KEY=VALUE`` options (YAML values; or another ``flag``'s) as a dict of dotted keys."""
     out = {}
     for item in sets or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. --set train.steps=20")
+            raise ConfigError(f"{flag} {item}: expected KEY=VALUE, e.g. {flag} train.steps=20")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise ConfigError(f"--set {item}: the value is not valid YAML") from None
+            raise ConfigError(f"{flag} {item}: the value is not valid YAML") from None
     return out
 
 

@@ -70,10 +70,7 @@ class AdaptiveSeeds(Strict):
         if self.given is not None:
             if len(set(self.given)) < len(self.given):
                 raise ValueError(f"seed {sorted(s for s in self.given if self.given.count(s) > 1)[0]} is given twice")
-            if not 2 <= len(self.given) < self.max:
-                raise ValueError(f"{len(self.given)} initial seeds given: a paired test starts from at least 2, and "
-                                 f"seeds are added up to max {self.max}: give 2 to {self.max - 1}")  # fmt: skip
-            if len(self.given) != self.initial:
+            if len(self.given) != self.initial:  # (initial >= 2 and max > initial bound their number)
                 raise ValueError(f"{len(self.given)} seeds given for initial {self.initial}")
         return self
 
